@@ -1,0 +1,111 @@
+"""Configuration for both processes, read from the environment (and `.env` if present)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+load_dotenv(BASE_DIR / ".env")
+
+
+DEV_API_TOKEN = "dev-token"
+
+
+class ConfigError(RuntimeError):
+    """A setting needed at start is missing or malformed."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def normalize_database_url(url: str) -> str:
+    """Make a plain `postgresql://` URL use psycopg 3, which is the driver we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{BASE_DIR / 'instance' / 'app.db'}"
+
+
+class Config:
+    """Settings shared by the web app and the bot process."""
+
+    def __init__(self, **overrides: Any) -> None:
+        self.DATABASE_URL = normalize_database_url(os.environ.get("DATABASE_URL") or default_database_url())
+        self.API_TOKEN = os.environ.get("API_TOKEN", "")
+        self.DEV_MODE = _bool("DEV_MODE")
+        self.TELEGRAM_BOT_TOKEN = os.environ.get("TELEGRAM_BOT_TOKEN", "")
+        self.HORECA_BOT_TOKEN = os.environ.get("HORECA_BOT_TOKEN", "")
+        self.BOT_USERNAME = os.environ.get("BOT_USERNAME", "")
+        self.HORECA_BOT_USERNAME = os.environ.get("HORECA_BOT_USERNAME", "")
+        self.TELEGRAM_API_URL = os.environ.get("TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
+        self.CODE_TTL_SECONDS = _int("CODE_TTL_SECONDS", 600)
+        self.DELIVERY_INTERVAL_SECONDS = _float("DELIVERY_INTERVAL_SECONDS", 1.0)
+        self.TELEGRAM_GLOBAL_RATE = _float("TELEGRAM_GLOBAL_RATE", 30.0)
+        self.TELEGRAM_PER_CHAT_RATE = _float("TELEGRAM_PER_CHAT_RATE", 1.0)
+        self.DELIVERY_RETRY_DEADLINE_SECONDS = _float("DELIVERY_RETRY_DEADLINE_SECONDS", 300.0)
+        self.CLAIM_TIMEOUT_SECONDS = _float("CLAIM_TIMEOUT_SECONDS", 30.0)
+        self.BACKEND_WEBHOOK_URL = os.environ.get("BACKEND_WEBHOOK_URL", "")
+        self.WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET", "")
+        self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+        self.BOT_STALE_SECONDS = _int("BOT_STALE_SECONDS", 60)
+        self.MAX_CONTENT_LENGTH = _int("MAX_BODY_BYTES", 64 * 1024)
+        self.LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+        for key, value in overrides.items():
+            setattr(self, key, value)
+
+    def as_flask(self) -> dict[str, Any]:
+        """The mapping Flask's `app.config` is updated from."""
+        data = {k: v for k, v in vars(self).items() if k.isupper()}
+        data["SQLALCHEMY_DATABASE_URI"] = self.DATABASE_URL
+        data["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(self.DATABASE_URL)
+        return data
+
+    def check_web(self) -> None:
+        """Refuse to serve the API without a token; DEV_MODE falls back to a known development token."""
+        if self.API_TOKEN:
+            return
+        if not self.DEV_MODE:
+            raise ConfigError(
+                "API_TOKEN is not set: set API_TOKEN (the bearer token the backend sends), "
+                f"or DEV_MODE=1 to use the development token {DEV_API_TOKEN!r} on a development machine"
+            )
+        self.API_TOKEN = DEV_API_TOKEN
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Engine options per backend: SQLite waits for the write lock instead of failing."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}

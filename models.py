@@ -1,0 +1,206 @@
+"""SQLAlchemy models shared by the web app and the bot process. Imports nothing of ours.
+
+All times are stored as naive UTC (`utcnow()`), so SQLite and PostgreSQL hold the same values.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Autoincrementing 64-bit keys on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> datetime:
+    """Now, as naive UTC (the form every column stores)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO-8601 with an explicit UTC offset, or None."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
+    """WAL and a busy timeout, and let SQLAlchemy's `begin` event issue BEGIN itself."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    dbapi_connection.isolation_level = None  # we emit BEGIN IMMEDIATE ourselves below
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_on_begin(conn) -> None:  # noqa: ANN001
+    """Take the write lock up front so two processes writing the same file wait instead of failing."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Customer(db.Model):
+    """A Telegram user who linked their website account (claimed a code) or talked to the bot."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    first_name: Mapped[str | None] = mapped_column(String(256))
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    username: Mapped[str | None] = mapped_column(String(64))
+    language_code: Mapped[str | None] = mapped_column(String(16))
+    linked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    is_blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_deactivated: Mapped[bool] = mapped_column(Boolean, default=False)
+    blocked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    unblocked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    state_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        if name:
+            return name
+        if self.username:
+            return "@" + self.username
+        return str(self.telegram_user_id)
+
+
+class VerificationCode(db.Model):
+    """A one-time code that links a Telegram user (a customer, or staff of a horeca)."""
+
+    __tablename__ = "verification_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    # Upper-cased form: typed codes match case-insensitively, and two codes differing in case collide.
+    code_norm: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16), default="customer")
+    horeca_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    claimed_by: Mapped[int | None] = mapped_column(BigInteger)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CodeAttempt(db.Model):
+    """A wrong code typed in the bot; counted to stop guessing."""
+
+    __tablename__ = "code_attempts"
+    __table_args__ = (Index("ix_code_attempts_user_time", "telegram_user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Order(db.Model):
+    """An order of a horeca, owned by one customer; its status is the newest one recorded."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("horeca_id", "order_id", name="uq_orders_horeca_order"),
+        Index("ix_orders_user_active", "telegram_user_id", "cancellable"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    horeca_id: Mapped[str] = mapped_column(String(128))
+    order_id: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    # Once the order has reached ready (or a final status) it never becomes cancellable again.
+    cancellable: Mapped[bool] = mapped_column(Boolean, default=True)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OutboxMessage(db.Model):
+    """A message for the bot process to deliver: a status update, or a dialog message.
+
+    `id` is the update_id the API returns. States: pending → sending → sent | failed | blocked.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+        Index("ix_outbox_order", "order_pk", "id"),
+        Index("ix_outbox_chat", "bot", "chat_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="status")
+    bot: Mapped[str] = mapped_column(String(16), default="customer")
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    order_pk: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    status: Mapped[str | None] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[str | None] = mapped_column(Text)  # JSON for kinds that need more than text
+    dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    has_button: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebhookEvent(db.Model):
+    """An event for the backend's webhook, written in the same transaction as the change it reports."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)  # the webhook-id header, stable across retries
+    type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # the exact JSON body, signed as is
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class BotHeartbeat(db.Model):
+    """What the bot process last did, so the web app can tell whether it is alive."""
+
+    __tablename__ = "bot_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str | None] = mapped_column(String(64))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    hostname: Mapped[str | None] = mapped_column(String(256))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    last_get_updates_ok: Mapped[datetime | None] = mapped_column(DateTime)
+    last_delivery_tick: Mapped[datetime | None] = mapped_column(DateTime)

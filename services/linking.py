@@ -1,0 +1,145 @@
+"""One-time verification codes: issue, register, claim, look up."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from models import CodeAttempt, VerificationCode, db, utcnow
+from services import customers, events
+from services.errors import Conflict, Invalid, NotFound
+
+# No 0/O, 1/I/L: a person can read the code off a screen and type it without confusing letters.
+ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+GENERATED_LENGTH = 10  # 10 * log2(31) ≈ 49.5 bits from `secrets`
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # a valid Telegram /start payload
+MAX_WRONG_CODES = 5
+WRONG_CODE_WINDOW = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    code: str
+    user_id: int
+    newly_linked: bool  # False when the same user claimed it before
+
+
+def normalize(code: str) -> str:
+    """The form codes are compared in: trimmed, upper case."""
+    return code.strip().upper()
+
+
+def looks_like_code(text: str) -> bool:
+    return bool(CODE_PATTERN.match(text.strip()))
+
+
+def generate() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(GENERATED_LENGTH))
+
+
+def issue(code: str | None = None, purpose: str = "customer", horeca_id: str | None = None) -> IssuedCode:
+    """Issue a new code (or register the backend's own); Conflict if it exists."""
+    if code is not None and not CODE_PATTERN.match(code):
+        raise Invalid("code must be 8 to 64 characters of A-Z, a-z, 0-9, _ and -", "invalid_code")
+    now = utcnow()
+    expires_at = now + timedelta(seconds=current_app.config["CODE_TTL_SECONDS"])
+    for _ in range(5):
+        value = code if code is not None else generate()
+        row = VerificationCode(
+            code=value, code_norm=normalize(value), purpose=purpose, horeca_id=horeca_id, created_at=now, expires_at=expires_at
+        )
+        db.session.add(row)
+        try:
+            db.session.commit()
+            return IssuedCode(code=value, expires_at=expires_at)
+        except IntegrityError:
+            db.session.rollback()
+            if code is not None:
+                raise Conflict("this code already exists; issue another one", "code_exists") from None
+    raise Conflict("could not issue a unique code, try again", "code_exists")  # pragma: no cover
+
+
+def _live_code(code: str, purpose: str, lock: bool = False) -> VerificationCode:
+    stmt = select(VerificationCode).where(VerificationCode.code_norm == normalize(code), VerificationCode.purpose == purpose)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = db.session.scalar(stmt)
+    if row is None or row.expires_at <= utcnow():
+        raise NotFound("unknown or expired code", "code_not_found")
+    return row
+
+
+def verification_status(code: str) -> tuple[str, int | None]:
+    """(code as issued, the claiming user's id or None while pending); NotFound if unknown or expired."""
+    try:
+        row = _live_code(code, "customer")
+        result = (row.code, row.claimed_by)
+    finally:
+        db.session.rollback()
+    return result
+
+
+def claim(code: str, telegram_user_id: int, chat_id: int | None = None, profile: customers.Profile | None = None) -> Claim:
+    """A Telegram user claims a customer code: links the user, exactly once. Used by the API and the bot."""
+    try:
+        row = _live_code(code, "customer", lock=True)
+        if row.claimed_by is not None and row.claimed_by != telegram_user_id:
+            raise Conflict("this code was already used by another Telegram user", "code_already_claimed")
+        customer = customers.get_or_create(telegram_user_id, chat_id, profile)
+        newly = row.claimed_by is None
+        now = utcnow()
+        if newly:
+            row.claimed_by = telegram_user_id
+            row.claimed_at = now
+            events.emit("user.linked", {"telegram_user_id": telegram_user_id, "verification_code": row.code})
+        if customer.linked_at is None:
+            customer.linked_at = now
+            customer.state_changed_at = now
+        if customer.is_blocked and chat_id is not None:  # they are talking to the bot right now
+            customers.set_blocked(customer, False)
+        db.session.commit()
+        return Claim(code=row.code, user_id=telegram_user_id, newly_linked=newly)
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def claim_staff_code(code: str, telegram_user_id: int) -> VerificationCode:
+    """Look up (and lock) a live staff code for the staff bot; the caller records the membership and commits."""
+    row = _live_code(code, "staff", lock=True)
+    if row.claimed_by is not None and row.claimed_by != telegram_user_id:
+        raise Conflict("this code was already used", "code_already_claimed")
+    if row.claimed_by is None:
+        row.claimed_by = telegram_user_id
+        row.claimed_at = utcnow()
+    return row
+
+
+def too_many_wrong_codes(telegram_user_id: int) -> bool:
+    """True once a user typed MAX_WRONG_CODES wrong codes within the window."""
+    since = utcnow() - WRONG_CODE_WINDOW
+    count = db.session.scalar(
+        select(func.count()).select_from(CodeAttempt).where(CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at > since)
+    )
+    db.session.rollback()
+    return (count or 0) >= MAX_WRONG_CODES
+
+
+def record_wrong_code(telegram_user_id: int) -> None:
+    """Count one wrong code, and forget attempts older than the window."""
+    now = utcnow()
+    db.session.execute(delete(CodeAttempt).where(CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at <= now - WRONG_CODE_WINDOW))
+    db.session.add(CodeAttempt(telegram_user_id=telegram_user_id, created_at=now))
+    db.session.commit()

@@ -1,0 +1,171 @@
+"""Orders and their status updates: record a status change, read an order, request a cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from models import Order, OutboxMessage, db, iso, utcnow
+from services import customers, events
+from services.errors import Conflict, NotFound
+
+STATUSES = ("created", "accepted", "preparing", "ready", "completed", "cancelled", "rejected")
+CANCELLABLE_STATUSES = frozenset({"created", "accepted", "preparing"})
+FINAL_STATUSES = frozenset({"completed", "cancelled", "rejected"})
+ACTIVE_STATUSES = frozenset({"created", "accepted", "preparing", "ready"})
+
+
+@dataclass(frozen=True)
+class Recorded:
+    update_id: int
+    order_id: str
+    horeca_id: str
+    status: str
+    delivery: str
+    duplicate: bool
+
+    def as_dict(self) -> dict:
+        return {
+            "update_id": self.update_id,
+            "order_id": self.order_id,
+            "horeca_id": self.horeca_id,
+            "status": self.status,
+            "delivery": self.delivery,
+        }
+
+
+def status_key(order_pk: int, status: str) -> str:
+    """The dedup key of a status update: one message per (order, status)."""
+    return f"status:{order_pk}:{status}"
+
+
+def record_status(user_id: int, horeca_id: str, order_id: str, status: str, text: str | None = None) -> Recorded:
+    """Store a status change and queue its message for the bot; the same status twice queues nothing."""
+    for attempt in range(3):
+        try:
+            return _record_status(user_id, horeca_id, order_id, status, text)
+        except IntegrityError:
+            # Another request created the same order or update at the same moment: read theirs.
+            db.session.rollback()
+            if attempt == 2:
+                raise
+        except Exception:
+            db.session.rollback()
+            raise
+    raise AssertionError("unreachable")
+
+
+def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, text: str | None) -> Recorded:
+    customer = customers.find(user_id)
+    if customer is None or customer.linked_at is None:
+        raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
+    order = db.session.scalar(
+        select(Order).where(Order.horeca_id == horeca_id, Order.order_id == order_id).with_for_update()
+    )
+    now = utcnow()
+    if order is not None:
+        if order.telegram_user_id != user_id:
+            raise Conflict("this order belongs to another user", "order_user_mismatch")
+        existing = db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedup_key == status_key(order.id, status)))
+        if existing is not None:
+            result = Recorded(existing.id, order_id, horeca_id, status, existing.state, duplicate=True)
+            db.session.rollback()
+            return result
+    else:
+        order = Order(
+            horeca_id=horeca_id, order_id=order_id, customer_id=customer.id, telegram_user_id=user_id,
+            status=status, cancellable=True, created_at=now,
+        )
+        db.session.add(order)
+        db.session.flush()
+    order.status = status
+    order.updated_at = now
+    if status not in CANCELLABLE_STATUSES:
+        order.cancellable = False  # for good: a status going backwards never reopens the cancel
+    state = "blocked" if customer.is_blocked else "pending"
+    update = OutboxMessage(
+        kind="status", bot="customer", chat_id=customer.chat_id, order_pk=order.id, status=status, text=text,
+        dedup_key=status_key(order.id, status), state=state, created_at=now, next_attempt_at=now,
+        last_error="the user has blocked the bot" if state == "blocked" else None,
+    )
+    db.session.add(update)
+    db.session.commit()
+    return Recorded(update.id, order_id, horeca_id, status, state, duplicate=False)
+
+
+def order_view(horeca_id: str, order_id: str) -> dict:
+    """The order with every status update and its delivery state."""
+    order = db.session.scalar(select(Order).where(Order.horeca_id == horeca_id, Order.order_id == order_id))
+    if order is None:
+        db.session.rollback()
+        raise NotFound("no such order", "order_not_found")
+    updates = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.order_pk == order.id, OutboxMessage.kind == "status").order_by(OutboxMessage.id)
+    ).all()
+    view = {
+        "order_id": order.order_id,
+        "horeca_id": order.horeca_id,
+        "user_id": order.telegram_user_id,
+        "status": order.status,
+        "cancellable": order.cancellable and order.cancel_requested_at is None,
+        "cancel_requested": order.cancel_requested_at is not None,
+        "cancel_requested_at": iso(order.cancel_requested_at),
+        "created_at": iso(order.created_at),
+        "updated_at": iso(order.updated_at),
+        "updates": [
+            {
+                "update_id": u.id,
+                "status": u.status,
+                "delivery": "pending" if u.state == "sending" else u.state,
+                "created_at": iso(u.created_at),
+                "sent_at": iso(u.sent_at),
+                "last_error": u.last_error,
+            }
+            for u in updates
+        ],
+    }
+    db.session.rollback()
+    return view
+
+
+def active_orders(telegram_user_id: int) -> list[Order]:
+    """The user's orders that are not finished yet, oldest first (caller ends the transaction)."""
+    return list(
+        db.session.scalars(
+            select(Order)
+            .where(Order.telegram_user_id == telegram_user_id, Order.status.in_(ACTIVE_STATUSES))
+            .order_by(Order.created_at, Order.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    outcome: str  # requested | already_requested | not_cancellable | not_found
+    order_id: str | None = None
+    horeca_id: str | None = None
+
+
+def request_cancel(telegram_user_id: int, order_pk: int) -> CancelOutcome:
+    """The customer asks to cancel: only the owner, only while cancellable, in one transaction."""
+    try:
+        order = db.session.scalar(select(Order).where(Order.id == order_pk).with_for_update())
+        if order is None or order.telegram_user_id != telegram_user_id:
+            db.session.rollback()
+            return CancelOutcome("not_found")
+        ids = {"order_id": order.order_id, "horeca_id": order.horeca_id}
+        if order.cancel_requested_at is not None:
+            db.session.rollback()
+            return CancelOutcome("already_requested", **ids)
+        if not order.cancellable or order.status not in CANCELLABLE_STATUSES:
+            db.session.rollback()
+            return CancelOutcome("not_cancellable", **ids)
+        order.cancel_requested_at = utcnow()
+        events.emit("order.cancel_requested", {**ids, "user_id": telegram_user_id})
+        db.session.commit()
+        return CancelOutcome("requested", **ids)
+    except Exception:
+        db.session.rollback()
+        raise

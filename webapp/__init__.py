@@ -1,0 +1,58 @@
+"""The web app: `create_app()` builds it for Gunicorn (`wsgi.py`), the CLI, the bot process and tests."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+from flask import Flask
+from flask_migrate import Migrate
+
+from config import BASE_DIR, Config
+from models import db
+
+migrate = Migrate()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """One line per event: time, level, process, logger, message."""
+    root = logging.getLogger()
+    if getattr(root, "_customer_bot_configured", False):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    root._customer_bot_configured = True  # type: ignore[attr-defined]
+
+
+def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = True) -> Flask:
+    """Build the Flask app; `web=False` (the bot process, the CLI) skips the API token check."""
+    if config is None:
+        config = Config()
+    elif isinstance(config, dict):
+        config = Config(**config)
+    # The flask CLI (`flask --app wsgi db upgrade`) needs no API token; serving does.
+    if web and click.get_current_context(silent=True) is None:
+        config.check_web()
+    configure_logging(config.LOG_LEVEL)
+
+    app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
+    app.config.update(config.as_flask())
+    app.json.sort_keys = False
+    app.url_map.strict_slashes = False
+    if config.DATABASE_URL.startswith("sqlite:///"):
+        (BASE_DIR / "instance").mkdir(exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+
+    from webapp import api, health, openapi
+    from webapp.errors import register_error_handlers
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    register_error_handlers(app)
+    return app

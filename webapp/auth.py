@@ -1,0 +1,31 @@
+"""Bearer-token authentication for the backend API."""
+
+from __future__ import annotations
+
+import hmac
+from functools import wraps
+
+from flask import current_app, request
+
+from webapp.errors import error_response
+
+
+def token_matches(expected: str) -> bool:
+    """Constant-time comparison of the request's bearer token with `expected`."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token or not expected:
+        return False
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def require_token(view):
+    """401 JSON unless the request carries `Authorization: Bearer <API_TOKEN>`."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not token_matches(current_app.config["API_TOKEN"]):
+            return error_response(401, "unauthorized", "send the API token as 'Authorization: Bearer <token>'")
+        return view(*args, **kwargs)
+
+    return wrapper

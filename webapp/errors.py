@@ -1,0 +1,61 @@
+"""Every error the API returns is JSON `{"error", "message"}`: never HTML, never a 500 for bad input."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, details: list | None = None):
+    body = {"error": code, "message": message}
+    if details:
+        body["details"] = details
+    return jsonify(body), status
+
+
+def describe_validation(exc: ValidationError) -> tuple[str, list[dict]]:
+    """A one-line message and per-field details from pydantic's errors (input values left out)."""
+    details = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        details.append({"field": field, "message": err["msg"]})
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return message, details
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError):
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError):
+        message, details = describe_validation(exc)
+        return error_response(400, "validation_error", message, details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        return error_response(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error: %s", type(exc).__name__)
+        return error_response(500, "internal_error", "internal error; the request was not completed")

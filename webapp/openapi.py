@@ -1,0 +1,134 @@
+"""/openapi.json: the API described from the same pydantic models that validate it."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from flask import Blueprint, jsonify
+from pydantic.json_schema import models_json_schema
+
+from webapp import schemas
+
+bp = Blueprint("openapi", __name__)
+
+REF = "#/components/schemas/{model}"
+
+
+def _json(model: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}}}
+
+
+def _errors(*statuses: int) -> dict:
+    text = {400: "Bad input", 401: "Missing or wrong API token", 404: "Not found", 409: "Conflict", 413: "Body too large"}
+    return {str(s): _json("ErrorOut", text[s]) for s in statuses}
+
+
+def _body(model: str) -> dict:
+    return {"required": False, "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}}}
+
+
+@cache
+def document() -> dict:
+    """The OpenAPI 3.1 document."""
+    models = [
+        (m, mode)
+        for m in (schemas.IssueCodeIn, schemas.VerificationIn, schemas.EnterKeyIn, schemas.StatusIn)
+        for mode in ("validation",)
+    ] + [
+        (m, "serialization")
+        for m in (
+            schemas.ErrorOut, schemas.SubscribeStatusOut, schemas.IssuedCodeOut, schemas.ClaimedOut,
+            schemas.PendingOut, schemas.RecordedOut, schemas.OrderOut, schemas.HealthOut,
+        )
+    ]
+    _, defs = models_json_schema(models, ref_template=REF)
+    secured = [{"bearer": []}]
+    paths = {
+        "/subscribe-status": {
+            "get": {
+                "summary": "Can this Telegram user be reached through the bot?",
+                "security": secured,
+                "parameters": [
+                    {"name": "user_id", "in": "query", "required": True,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
+                    {"name": "customer_bot", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "Accepted and ignored (the seed's flag)"},
+                ],
+                "responses": {"200": _json("SubscribeStatusOut", "The user's state"), **_errors(400, 401)},
+            }
+        },
+        "/verification-codes": {
+            "post": {
+                "summary": "Issue a one-time code (or register the backend's own) with its deep link",
+                "security": secured,
+                "requestBody": _body("IssueCodeIn"),
+                "responses": {"201": _json("IssuedCodeOut", "Issued"), **_errors(400, 401, 409, 413)},
+            }
+        },
+        "/verification/": {
+            "post": {
+                "summary": "Has a Telegram user claimed this code?",
+                "security": secured,
+                "requestBody": {**_body("VerificationIn"), "required": True},
+                "responses": {
+                    "200": _json("ClaimedOut", "Claimed"),
+                    "202": _json("PendingOut", "Issued, not claimed yet"),
+                    **_errors(400, 401, 404, 413),
+                },
+            }
+        },
+        "/enter_key_from_user/": {
+            "post": {
+                "summary": "A Telegram user claims a code, as if typed in the bot",
+                "security": secured,
+                "requestBody": {**_body("EnterKeyIn"), "required": True},
+                "responses": {"200": _json("ClaimedOut", "Claimed"), **_errors(400, 401, 404, 409, 413)},
+            }
+        },
+        "/provide_message_to_user/": {
+            "post": {
+                "summary": "Record an order status change for the bot to deliver",
+                "security": secured,
+                "requestBody": {**_body("StatusIn"), "required": True},
+                "responses": {
+                    "202": _json("RecordedOut", "Queued for delivery"),
+                    "200": _json("RecordedOut", "The same status was recorded before; nothing queued"),
+                    **_errors(400, 401, 404, 409, 413),
+                },
+            }
+        },
+        "/orders/{horeca_id}/{order_id}": {
+            "get": {
+                "summary": "An order with the delivery state of each status update",
+                "security": secured,
+                "parameters": [
+                    {"name": "horeca_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},
+                    {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},
+                ],
+                "responses": {"200": _json("OrderOut", "The order"), **_errors(401, 404)},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness of the web app and its database (no authentication)",
+                "security": [],
+                "responses": {"200": _json("HealthOut", "Serving"), "503": _json("HealthOut", "Database unreachable")},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Customer bot API", "version": "1.0.0",
+                 "description": "Link website customers to Telegram and push order status changes."},
+        "servers": [{"url": "/"}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": defs["$defs"],
+        },
+        "paths": paths,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(document())

@@ -1,0 +1,128 @@
+"""Request and response shapes of the API (pydantic): validation, and the source of /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.orders import STATUSES
+
+TelegramId = Annotated[int, Field(strict=True, gt=0, lt=2**63, description="Telegram user id (64-bit)")]
+Ident = Annotated[str, Field(strict=True, min_length=1, max_length=128)]
+CodeStr = Annotated[str, Field(strict=True, min_length=1, max_length=64, description="A verification code (case-insensitive)")]
+Status = Literal["created", "accepted", "preparing", "ready", "completed", "cancelled", "rejected"]
+assert tuple(Status.__args__) == STATUSES  # one list of statuses
+Timestamp = Annotated[str, Field(description="ISO-8601, UTC", json_schema_extra={"format": "date-time"})]
+
+
+class In(BaseModel):
+    """Request bodies: unknown fields are ignored, types are strict."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class IssueCodeIn(In):
+    code: Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_-]{8,64}$")] | None = Field(
+        None, description="Register the backend's own code instead of having one issued"
+    )
+
+
+class VerificationIn(In):
+    code: CodeStr
+
+
+class EnterKeyIn(In):
+    telegram_user_id: TelegramId | None = None
+    teleram_user_id: TelegramId | None = Field(None, description="The seed's spelling, accepted too")
+    verification_code: CodeStr
+
+    @model_validator(mode="after")
+    def _one_user_id(self) -> EnterKeyIn:
+        if self.telegram_user_id is None:
+            if self.teleram_user_id is None:
+                raise ValueError("telegram_user_id is required")
+            self.telegram_user_id = self.teleram_user_id
+        return self
+
+
+class StatusIn(In):
+    user_id: TelegramId
+    order_id: Ident
+    horeca_id: Ident
+    status: Status
+    text: Annotated[str, Field(strict=True, max_length=1000)] | None = None
+
+
+class Out(BaseModel):
+    pass
+
+
+class ErrorOut(Out):
+    error: str = Field(description="Machine-readable code")
+    message: str = Field(description="What went wrong, for a person")
+    details: list[dict] | None = None
+
+
+class SubscribeStatusOut(Out):
+    user_id: int
+    known: bool = Field(description="The user has linked the bot")
+    subscribed: bool = Field(description="Linked and has not blocked the bot: messages will reach them")
+    is_bot_blocked: bool
+    is_deactivated: bool
+    linked_at: Timestamp | None
+    state_changed_at: Timestamp | None
+    bot_url: str
+
+
+class IssuedCodeOut(Out):
+    code: str
+    deep_link: str
+    expires_at: Timestamp
+
+
+class ClaimedOut(Out):
+    code: str
+    user_id: int
+
+
+class PendingOut(Out):
+    code: str
+    user_id: None
+    status: Literal["pending"]
+
+
+class RecordedOut(Out):
+    update_id: int
+    order_id: str
+    horeca_id: str
+    status: Status
+    delivery: Literal["pending", "sending", "sent", "failed", "blocked"]
+
+
+class UpdateOut(Out):
+    update_id: int
+    status: Status
+    delivery: Literal["pending", "sent", "failed", "blocked"]
+    created_at: Timestamp
+    sent_at: Timestamp | None
+    last_error: str | None
+
+
+class OrderOut(Out):
+    order_id: str
+    horeca_id: str
+    user_id: int
+    status: Status
+    cancellable: bool
+    cancel_requested: bool
+    cancel_requested_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    updates: list[UpdateOut]
+
+
+class HealthOut(Out):
+    model_config = ConfigDict(extra="allow")
+    status: Literal["ok", "error"]
+    database: str
