@@ -1,0 +1,317 @@
+"""The backend API through HTTP, on every configured database."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+
+from tests.support.openapi import check_response
+
+
+@pytest.fixture
+def spec(api):
+    return api.raw.get("/openapi.json").get_json()
+
+
+def link(api, user_id: int = 1001) -> str:
+    """Issue a code and have `user_id` claim it; returns the code."""
+    code = api.post("/verification-codes", json={}).get_json()["code"]
+    assert api.post("/enter_key_from_user/", json={"telegram_user_id": user_id, "verification_code": code}).status_code == 200
+    return code
+
+
+def push(api, status: str, user_id: int = 1001, order_id: str = "A-1", horeca_id: str = "cafe-1", **extra):
+    return api.post(
+        "/provide_message_to_user/",
+        json={"user_id": user_id, "order_id": order_id, "horeca_id": horeca_id, "status": status, **extra},
+    )
+
+
+# --- authentication -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("get", "/subscribe-status?user_id=1"),
+        ("post", "/verification-codes"),
+        ("post", "/verification/"),
+        ("post", "/enter_key_from_user/"),
+        ("post", "/provide_message_to_user/"),
+        ("get", "/orders/cafe/1"),
+    ],
+)
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic dGVzdA==", "Bearer "])
+def test_every_endpoint_but_health_requires_the_token(api, method, path, header):
+    headers = {"Authorization": header} if header else {}
+    response = getattr(api.raw, method)(path, headers=headers, json={})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "unauthorized"
+
+
+def test_health_needs_no_token(api, spec):
+    response = api.raw.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok" and response.get_json()["database"] == "ok"
+    check_response(spec, "/healthz", "get", response)
+
+
+# --- codes and linking ------------------------------------------------------------------------------
+
+
+def test_issued_code_is_typeable_and_has_a_deep_link(api, spec):
+    response = api.post("/verification-codes", json={})
+    assert response.status_code == 201
+    check_response(spec, "/verification-codes", "post", response)
+    body = response.get_json()
+    assert re.fullmatch(r"[A-HJ-NP-Z2-9]{10}", body["code"]), body["code"]  # no 0/O/1/I/L
+    assert body["deep_link"] == f"https://t.me/TestCafeBot?start={body['code']}"
+    assert datetime.fromisoformat(body["expires_at"]) > datetime.fromisoformat("2026-01-01T00:00:00+00:00")
+
+
+def test_codes_differ(api):
+    codes = {api.post("/verification-codes").get_json()["code"] for _ in range(20)}
+    assert len(codes) == 20
+
+
+def test_backend_can_register_its_own_code_once(api):
+    assert api.post("/verification-codes", json={"code": "Order_12345"}).status_code == 201
+    again = api.post("/verification-codes", json={"code": "ORDER_12345"})  # codes are case-insensitive
+    assert again.status_code == 409
+    assert again.get_json()["error"] == "code_exists"
+
+
+@pytest.mark.parametrize("code", ["short", "x" * 65, "has space1", "кириллица12", 12345678, None])
+def test_bad_own_codes_are_refused(api, code):
+    response = api.post("/verification-codes", json={"code": code} if code is not None else {"code": None})
+    if code is None:
+        assert response.status_code == 201  # explicit null means "issue one"
+    else:
+        assert response.status_code == 400
+        assert response.get_json()["error"] == "validation_error"
+
+
+def test_verification_is_pending_until_claimed_then_returns_the_user(api, spec):
+    code = api.post("/verification-codes").get_json()["code"]
+    pending = api.post("/verification/", json={"code": code})
+    assert pending.status_code == 202
+    assert pending.get_json() == {"code": code, "user_id": None, "status": "pending"}
+    check_response(spec, "/verification/", "post", pending)
+
+    claimed = api.post("/enter_key_from_user/", json={"telegram_user_id": 5_000_000_000, "verification_code": code.lower()})
+    assert claimed.status_code == 200
+    assert claimed.get_json() == {"code": code, "user_id": 5_000_000_000}
+    check_response(spec, "/enter_key_from_user/", "post", claimed)
+
+    done = api.post("/verification", json={"code": code})  # without the trailing slash too
+    assert done.status_code == 200
+    assert done.get_json() == {"code": code, "user_id": 5_000_000_000}
+
+
+def test_seed_spelling_of_the_user_id_is_accepted(api):
+    code = api.post("/verification-codes").get_json()["code"]
+    response = api.post("/enter_key_from_user", json={"teleram_user_id": 42, "verification_code": code})
+    assert response.status_code == 200
+    assert response.get_json()["user_id"] == 42
+
+
+def test_a_code_is_claimed_once(api):
+    code = link(api, 1)
+    assert api.post("/enter_key_from_user/", json={"telegram_user_id": 1, "verification_code": code}).status_code == 200
+    other = api.post("/enter_key_from_user/", json={"telegram_user_id": 2, "verification_code": code})
+    assert other.status_code == 409
+    assert other.get_json()["error"] == "code_already_claimed"
+    assert api.get("/subscribe-status?user_id=2").get_json()["known"] is False
+
+
+def test_unknown_and_expired_codes(api, app):
+    unknown = api.post("/verification/", json={"code": "NOSUCHCODE"})
+    assert unknown.status_code == 404 and unknown.get_json()["error"] == "code_not_found"
+    app.config["CODE_TTL_SECONDS"] = -1
+    code = api.post("/verification-codes").get_json()["code"]
+    assert api.post("/verification/", json={"code": code}).status_code == 404
+    claim = api.post("/enter_key_from_user/", json={"telegram_user_id": 3, "verification_code": code})
+    assert claim.status_code == 404 and claim.get_json()["error"] == "code_not_found"
+
+
+# --- subscribe-status -------------------------------------------------------------------------------
+
+
+def test_subscribe_status_of_unknown_and_linked_users(api, spec):
+    unknown = api.get("/subscribe-status?customer_bot&user_id=77")
+    assert unknown.status_code == 200
+    check_response(spec, "/subscribe-status", "get", unknown)
+    assert unknown.get_json().items() >= {"user_id": 77, "known": False, "subscribed": False, "is_bot_blocked": False}.items()
+    assert unknown.get_json()["bot_url"] == "https://t.me/TestCafeBot"
+
+    link(api, 77)
+    known = api.get("/subscribe-status/?user_id=77").get_json()
+    assert known["known"] is True and known["subscribed"] is True and known["is_bot_blocked"] is False
+    assert known["linked_at"]
+
+
+@pytest.mark.parametrize("query", ["", "?user_id=", "?user_id=abc", "?user_id=1.5", "?user_id=-3", "?user_id=0", f"?user_id={2**63}"])
+def test_subscribe_status_rejects_bad_user_ids(api, spec, query):
+    response = api.get("/subscribe-status" + query)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_user_id"
+    check_response(spec, "/subscribe-status", "get", response)
+
+
+def test_subscribe_status_reports_a_blocked_user(api, app):
+    link(api, 88)
+    from services import customers
+
+    with app.app_context():
+        customers.mark_blocked(88, True)
+    status = api.get("/subscribe-status?user_id=88").get_json()
+    assert status["subscribed"] is False and status["is_bot_blocked"] is True and status["known"] is True
+
+
+# --- statuses and orders ----------------------------------------------------------------------------
+
+
+def test_status_updates_are_queued_and_visible_on_the_order(api, spec):
+    link(api)
+    first = push(api, "created", text="Латте, 2 шт.")
+    assert first.status_code == 202
+    check_response(spec, "/provide_message_to_user/", "post", first)
+    assert first.get_json()["delivery"] == "pending"
+    push(api, "accepted")
+
+    order = api.get("/orders/cafe-1/A-1")
+    assert order.status_code == 200
+    check_response(spec, "/orders/{horeca_id}/{order_id}", "get", order)
+    body = order.get_json()
+    assert body["status"] == "accepted" and body["user_id"] == 1001
+    assert body["cancel_requested"] is False and body["cancel_requested_at"] is None
+    assert [u["status"] for u in body["updates"]] == ["created", "accepted"]
+    assert [u["delivery"] for u in body["updates"]] == ["pending", "pending"]
+    assert body["updates"][0]["update_id"] == first.get_json()["update_id"]
+
+
+def test_the_same_status_twice_queues_nothing(api):
+    link(api)
+    first = push(api, "created")
+    again = push(api, "created")
+    assert again.status_code == 200
+    assert again.get_json()["update_id"] == first.get_json()["update_id"]
+    assert len(api.get("/orders/cafe-1/A-1").get_json()["updates"]) == 1
+
+
+def test_order_ids_are_per_horeca_and_owned_by_one_user(api):
+    link(api, 1)
+    link(api, 2)
+    assert push(api, "created", user_id=1, horeca_id="cafe-1").status_code == 202
+    assert push(api, "created", user_id=2, horeca_id="cafe-2").status_code == 202  # same order id, other cafe
+    clash = push(api, "accepted", user_id=2, horeca_id="cafe-1")
+    assert clash.status_code == 409 and clash.get_json()["error"] == "order_user_mismatch"
+
+
+def test_a_status_going_backwards_never_reopens_the_cancel(api):
+    link(api)
+    for status in ("created", "preparing", "ready"):
+        push(api, status)
+    assert push(api, "accepted").status_code == 202
+    body = api.get("/orders/cafe-1/A-1").get_json()
+    assert body["status"] == "accepted"
+    assert body["cancellable"] is False
+    assert [u["status"] for u in body["updates"]] == ["created", "preparing", "ready", "accepted"]
+
+
+def test_status_for_an_unknown_user_is_404(api, spec):
+    response = push(api, "created", user_id=999)
+    assert response.status_code == 404 and response.get_json()["error"] == "unknown_user"
+    check_response(spec, "/provide_message_to_user/", "post", response)
+    assert api.get("/orders/cafe-1/A-1").status_code == 404
+
+
+def test_status_for_a_blocked_user_is_recorded_blocked(api, app):
+    link(api)
+    from services import customers
+
+    with app.app_context():
+        customers.mark_blocked(1001, True)
+    response = push(api, "created")
+    assert response.status_code == 202 and response.get_json()["delivery"] == "blocked"
+    assert api.get("/orders/cafe-1/A-1").get_json()["updates"][0]["delivery"] == "blocked"
+
+
+def test_unknown_order_is_404(api, spec):
+    response = api.get("/orders/cafe-1/nope")
+    assert response.status_code == 404 and response.get_json()["error"] == "order_not_found"
+    check_response(spec, "/orders/{horeca_id}/{order_id}", "get", response)
+
+
+GOOD = {"user_id": 1001, "order_id": "A-1", "horeca_id": "cafe-1", "status": "created"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {**GOOD, "status": "shipped"},
+        {**GOOD, "user_id": "1001"},
+        {**GOOD, "user_id": True},
+        {**GOOD, "user_id": 2**63},
+        {**GOOD, "user_id": 1.5},
+        {**GOOD, "order_id": 5},
+        {**GOOD, "order_id": ""},
+        {**GOOD, "horeca_id": None},
+        {**GOOD, "order_id": "x" * 129},
+        {**GOOD, "text": "x" * 1001},
+        {**GOOD, "text": 5},
+        [GOOD],
+        "null",
+    ],
+)
+def test_bad_status_bodies_are_400_and_change_nothing(api, body):
+    link(api)
+    response = api.post("/provide_message_to_user/", json=body)
+    assert response.status_code == 400
+    payload = response.get_json()
+    assert set(payload) >= {"error", "message"} and payload["message"]
+    assert api.get("/orders/cafe-1/A-1").status_code == 404
+
+
+def test_unknown_status_lists_the_valid_ones(api):
+    link(api)
+    message = push(api, "shipped").get_json()["message"]
+    for status in ("created", "accepted", "preparing", "ready", "completed", "cancelled", "rejected"):
+        assert status in message
+
+
+def test_extra_fields_are_ignored(api):
+    link(api)
+    assert push(api, "created", customer_bot=True, something={"x": 1}).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "data,content_type",
+    [("not json", "application/json"), ("{", "application/json"), ("[1,2]", "application/json"), ("a=b", "application/x-www-form-urlencoded")],
+)
+def test_non_json_bodies_are_400_json(api, data, content_type):
+    response = api.post("/provide_message_to_user/", data=data, headers={"Content-Type": content_type})
+    assert response.status_code == 400
+    assert response.is_json and response.get_json()["error"] in {"invalid_json", "validation_error"}
+
+
+def test_oversize_body_is_413_json(api):
+    response = api.post("/provide_message_to_user/", json={**GOOD, "text": "x" * 200_000})
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "body_too_large"
+
+
+def test_unknown_path_and_wrong_method_are_json(api):
+    missing = api.get("/nope")
+    assert missing.status_code == 404 and missing.is_json
+    wrong = api.get("/provide_message_to_user/")
+    assert wrong.status_code == 405 and wrong.get_json()["error"] == "method_not_allowed"
+
+
+def test_openapi_document_is_valid(spec):
+    from openapi_spec_validator import validate
+
+    validate(spec)
