@@ -1,0 +1,19 @@
+"""Gunicorn settings for the web app (`gunicorn -c gunicorn.conf.py wsgi:app`); env vars override."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Requests are short and mostly wait on the database: 2 workers per core, plus one.
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "sync"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
+keepalive = 5
+max_requests = 10000
+max_requests_jitter = 1000
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# One line per request; the query string is left out of the line on purpose (it is where ids are).
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)sB %(M)sms pid=%(p)s'
