@@ -204,3 +204,136 @@ class BotHeartbeat(db.Model):
     last_seen: Mapped[datetime | None] = mapped_column(DateTime)
     last_get_updates_ok: Mapped[datetime | None] = mapped_column(DateTime)
     last_delivery_tick: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# --- The HoReCa staff bot (issue 4) ------------------------------------------------------------------
+
+
+class Horeca(db.Model):
+    """A cafe whose staff use the staff bot; created when its first staff code is issued."""
+
+    __tablename__ = "horecas"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the backend's horeca_id
+    name: Mapped[str | None] = mapped_column(String(128))  # shown to customers; the id when unset
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StaffMember(db.Model):
+    """A Telegram account serving one horeca; removing sets `removed_at`, a new code brings it back."""
+
+    __tablename__ = "staff_members"
+    __table_args__ = (
+        UniqueConstraint("horeca_id", "telegram_user_id", name="uq_staff_horeca_user"),
+        Index("ix_staff_user", "telegram_user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    horeca_id: Mapped[str] = mapped_column(ForeignKey("horecas.id"))
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    first_name: Mapped[str | None] = mapped_column(String(256))
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    username: Mapped[str | None] = mapped_column(String(64))
+    language_code: Mapped[str | None] = mapped_column(String(16))
+    joined_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        if name:
+            return name
+        if self.username:
+            return "@" + self.username
+        return str(self.telegram_user_id)
+
+
+class StaffState(db.Model):
+    """A staff bot account's cabinet state: which horeca it works for now and what its next text means."""
+
+    __tablename__ = "staff_states"
+
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    current_horeca_id: Mapped[str | None] = mapped_column(String(128))
+    mode: Mapped[str] = mapped_column(String(16), default="idle")  # idle | composing | adding_reply
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DialogSelection(db.Model):
+    """A dialog (customer) a staff member ticked in the cabinet; persisted so it survives restarts."""
+
+    __tablename__ = "dialog_selections"
+    __table_args__ = (UniqueConstraint("staff_member_id", "customer_id", name="uq_selection_staff_customer"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    staff_member_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DialogBatch(db.Model):
+    """One "write to selected" (or reply) by a staff member; summarized back to them once delivered."""
+
+    __tablename__ = "dialog_batches"
+    __table_args__ = (Index("ix_dialog_batches_open", "summarized_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    horeca_id: Mapped[str] = mapped_column(ForeignKey("horecas.id"))
+    staff_member_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id"))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    summarized_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class DialogMessage(db.Model):
+    """A message between a customer and a horeca's staff, in either direction.
+
+    direction "out" (staff → customer): `outbox_id` is the customer bot message, whose state is the delivery state.
+    direction "in" (customer → staff): `state` is relayed, or awaiting_horeca while the customer picks the horeca.
+    """
+
+    __tablename__ = "dialog_messages"
+    __table_args__ = (
+        Index("ix_dialog_messages_horeca_time", "horeca_id", "created_at"),
+        Index("ix_dialog_messages_customer", "customer_id", "id"),
+        Index("ix_dialog_messages_batch", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    horeca_id: Mapped[str | None] = mapped_column(String(128))  # None while the customer picks the horeca
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    staff_member_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id"))
+    order_pk: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="relayed")
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("dialog_batches.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DialogRead(db.Model):
+    """How far a horeca has read its dialog with a customer (the newest inbound message id seen)."""
+
+    __tablename__ = "dialog_reads"
+    __table_args__ = (UniqueConstraint("horeca_id", "customer_id", name="uq_dialog_reads_horeca_customer"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    horeca_id: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    last_read_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    read_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CannedReply(db.Model):
+    """A short reply a horeca's staff saved to send with one tap; shared by the horeca's staff."""
+
+    __tablename__ = "canned_replies"
+    __table_args__ = (Index("ix_canned_replies_horeca", "horeca_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    horeca_id: Mapped[str] = mapped_column(ForeignKey("horecas.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)  # telegram_user_id of the staff member
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
