@@ -315,3 +315,24 @@ def test_openapi_document_is_valid(spec):
     from openapi_spec_validator import validate
 
     validate(spec)
+
+
+# --- found by the schemathesis fuzz test (tests/test_fuzz_api.py) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "method,path,allowed",
+    [
+        ("put", "/subscribe-status", "GET"),
+        ("delete", "/subscribe-status/", "GET"),
+        ("get", "/verification", "POST"),
+        ("patch", "/provide_message_to_user", "POST"),
+        ("post", "/orders/cafe-1/A-1", "GET"),
+        ("trace", "/healthz", "GET"),
+    ],
+)
+def test_a_wrong_method_is_405_with_allow_on_both_spellings(api, method, path, allowed):
+    response = api.raw.open(path, method=method.upper(), headers=api.headers)
+    assert response.status_code == 405  # was 404 for a path written without its trailing slash
+    assert response.get_json()["error"] == "method_not_allowed"
+    assert allowed in response.headers["Allow"]  # RFC 9110: a 405 lists the allowed methods

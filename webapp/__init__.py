@@ -41,6 +41,8 @@ def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = Tru
     app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
     app.config.update(config.as_flask())
     app.json.sort_keys = False
+    # Paths work with and without the trailing slash. Rules are written without it: a rule ending in "/"
+    # matched without the slash answers a wrong method with 404 instead of 405 (Werkzeug's matcher).
     app.url_map.strict_slashes = False
     if config.DATABASE_URL.startswith("sqlite:///"):
         (BASE_DIR / "instance").mkdir(exist_ok=True)

@@ -43,7 +43,7 @@ def deep_link(code: str, username: str | None = None) -> str:
     return f"https://t.me/{username or current_app.config['BOT_USERNAME']}?start={code}"
 
 
-@bp.get("/subscribe-status/")
+@bp.get("/subscribe-status")
 def subscribe_status():
     """Whether a Telegram user has linked the bot and not blocked it."""
     raw = request.args.get("user_id", "").strip()
@@ -56,7 +56,7 @@ def subscribe_status():
     return jsonify({**customers.subscribe_status(user_id), "bot_url": bot_url()})
 
 
-@bp.post("/verification-codes/")
+@bp.post("/verification-codes")
 def issue_code():
     """Issue a one-time code (or register the backend's own) and the bot deep link for it."""
     body = parse(schemas.IssueCodeIn)
@@ -64,7 +64,7 @@ def issue_code():
     return jsonify({"code": issued.code, "deep_link": deep_link(issued.code), "expires_at": iso(issued.expires_at)}), 201
 
 
-@bp.post("/verification/")
+@bp.post("/verification")
 def verification():
     """Has a Telegram user claimed this code yet?"""
     body = parse(schemas.VerificationIn)
@@ -74,7 +74,7 @@ def verification():
     return jsonify({"code": code, "user_id": user_id})
 
 
-@bp.post("/enter_key_from_user/")
+@bp.post("/enter_key_from_user")
 def enter_key_from_user():
     """A Telegram user claims a code, as if they had typed it in the bot."""
     body = parse(schemas.EnterKeyIn)
@@ -82,7 +82,7 @@ def enter_key_from_user():
     return jsonify({"code": claim.code, "user_id": claim.user_id})
 
 
-@bp.post("/provide_message_to_user/")
+@bp.post("/provide_message_to_user")
 def provide_message_to_user():
     """Record an order status change; the bot process delivers it."""
     body = parse(schemas.StatusIn)
@@ -90,7 +90,7 @@ def provide_message_to_user():
     return jsonify(result.as_dict()), 200 if result.duplicate else 202
 
 
-@bp.get("/orders/<horeca_id>/<order_id>/")
+@bp.get("/orders/<horeca_id>/<order_id>")
 def get_order(horeca_id: str, order_id: str):
     """An order, its cancel request and the delivery state of each status update."""
     return jsonify(orders.order_view(horeca_id, order_id))

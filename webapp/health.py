@@ -24,7 +24,7 @@ def database_status() -> str:
         return f"unreachable: {type(exc).__name__}"
 
 
-@bp.get("/healthz/")
+@bp.get("/healthz")
 def healthz():
     """200 while the web app can serve and reach its database, 503 otherwise."""
     database = database_status()
