@@ -61,6 +61,8 @@ def decode_secret(secret: str) -> bytes:
     if not secret.startswith(SECRET_PREFIX):
         raise ConfigError("WEBHOOK_SECRET must have the form whsec_<base64> (it does not start with whsec_)")
     encoded = secret[len(SECRET_PREFIX):]
+    if not encoded:
+        raise ConfigError("WEBHOOK_SECRET must have the form whsec_<base64>: there is nothing after whsec_")
     try:
         # Strict decoding: the library silently drops invalid characters, which would sign with another key.
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
