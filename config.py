@@ -82,6 +82,10 @@ class Config:
         self.BOT_STALE_SECONDS = _int("BOT_STALE_SECONDS", 60)
         self.MAX_CONTENT_LENGTH = _int("MAX_BODY_BYTES", 64 * 1024)
         self.LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+        # The staff bot's cabinet (issue 4).
+        self.DIALOG_WINDOW_HOURS = _float("DIALOG_WINDOW_HOURS", 24.0)
+        self.DIALOGS_PAGE_SIZE = _int("DIALOGS_PAGE_SIZE", 8)
+        self.COLLEAGUE_NOTE_SECONDS = _float("COLLEAGUE_NOTE_SECONDS", 60.0)
         for key, value in overrides.items():
             setattr(self, key, value)
 

@@ -1,0 +1,332 @@
+"""HoReCa staff: codes that make a Telegram account staff of a horeca, membership, the cabinet's current horeca."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from models import DialogSelection, Horeca, OutboxMessage, StaffMember, StaffState, db, iso, utcnow
+from services import linking
+from services.customers import Profile
+from services.errors import Invalid, NotFound, ServiceError
+
+MODES = ("idle", "composing", "adding_reply")
+
+
+class NotStaff(ServiceError):
+    """The Telegram account is not (or no longer) staff of any horeca, or not of this one."""
+
+    status = 403
+    code = "not_staff"
+
+
+@dataclass(frozen=True)
+class Joined:
+    horeca_id: str
+    horeca_name: str
+    rejoined: bool  # was staff before and had been removed
+    already: bool  # was staff already; nothing changed but the current horeca
+
+
+@dataclass(frozen=True)
+class Cabinet:
+    """Who is using the staff bot, for which horeca, and what their next text means."""
+
+    telegram_user_id: int
+    staff_member_id: int
+    horeca_id: str
+    horeca_name: str
+    mode: str
+    language_code: str | None
+    memberships: int  # how many horecas this account serves
+
+
+def horeca_name(horeca_id: str) -> str:
+    """The name customers see for a horeca: its display name, or its id."""
+    row = db.session.get(Horeca, horeca_id)
+    return (row.name if row is not None and row.name else None) or horeca_id
+
+
+def ensure_horeca(horeca_id: str, name: str | None = None) -> Horeca:
+    """The horeca row, created if new, its name updated when given (inside the caller's transaction)."""
+    row = db.session.get(Horeca, horeca_id)
+    if row is None:
+        row = Horeca(id=horeca_id, name=name or None, created_at=utcnow())
+        try:
+            with db.session.begin_nested():
+                db.session.add(row)
+        except IntegrityError:  # created meanwhile by another request
+            row = db.session.get(Horeca, horeca_id)
+            assert row is not None
+    if name:
+        row.name = name
+    return row
+
+
+def issue_code(horeca_id: str, name: str | None = None) -> linking.IssuedCode:
+    """A one-time code that makes whoever opens the staff bot with it staff of `horeca_id`."""
+    try:
+        ensure_horeca(horeca_id, name)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return linking.issue(purpose="staff", horeca_id=horeca_id)
+
+
+def membership(horeca_id: str, telegram_user_id: int, lock: bool = False) -> StaffMember | None:
+    """The account's membership row for a horeca, removed or not (inside the caller's transaction)."""
+    stmt = select(StaffMember).where(StaffMember.horeca_id == horeca_id, StaffMember.telegram_user_id == telegram_user_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return db.session.scalar(stmt)
+
+
+def _active_memberships(telegram_user_id: int) -> list[StaffMember]:
+    return list(
+        db.session.scalars(
+            select(StaffMember)
+            .where(StaffMember.telegram_user_id == telegram_user_id, StaffMember.removed_at.is_(None))
+            .order_by(StaffMember.joined_at, StaffMember.id)
+        )
+    )
+
+
+def lock_state(telegram_user_id: int) -> StaffState:
+    """The account's cabinet state row, locked, created if new (inside the caller's transaction)."""
+    state = db.session.get(StaffState, telegram_user_id, with_for_update=True)
+    if state is None:
+        state = StaffState(telegram_user_id=telegram_user_id, mode="idle", updated_at=utcnow())
+        try:
+            with db.session.begin_nested():
+                db.session.add(state)
+        except IntegrityError:
+            state = db.session.get(StaffState, telegram_user_id, with_for_update=True)
+            assert state is not None
+    return state
+
+
+def _apply_profile(member: StaffMember, chat_id: int | None, profile: Profile | None) -> None:
+    if chat_id:
+        member.chat_id = chat_id
+    if profile is not None:
+        for field in ("first_name", "last_name", "username", "language_code"):
+            value = getattr(profile, field)
+            if value is not None:
+                setattr(member, field, value)
+
+
+def join(code: str, telegram_user_id: int, chat_id: int, profile: Profile | None = None) -> Joined:
+    """Claim a staff code: this account becomes (again) staff of the code's horeca, which becomes its current one."""
+    try:
+        row = linking.claim_staff_code(code, telegram_user_id)
+        horeca_id = row.horeca_id
+        if not horeca_id:
+            raise NotFound("unknown or expired code", "code_not_found")
+        ensure_horeca(horeca_id)
+        now = utcnow()
+        member = membership(horeca_id, telegram_user_id, lock=True)
+        rejoined = already = False
+        if member is None:
+            member = StaffMember(horeca_id=horeca_id, telegram_user_id=telegram_user_id, chat_id=chat_id, joined_at=now)
+            db.session.add(member)
+        elif member.removed_at is not None:
+            member.removed_at = None
+            member.joined_at = now
+            rejoined = True
+        else:
+            already = True
+        _apply_profile(member, chat_id, profile)
+        state = lock_state(telegram_user_id)
+        state.current_horeca_id = horeca_id
+        state.mode = "idle"
+        state.updated_at = now
+        name = horeca_name(horeca_id)
+        db.session.commit()
+        return Joined(horeca_id=horeca_id, horeca_name=name, rejoined=rejoined, already=already)
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _staff_dict(member: StaffMember) -> dict:
+    return {
+        "telegram_user_id": member.telegram_user_id,
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "username": member.username,
+        "name": member.display_name,
+        "joined_at": iso(member.joined_at),
+    }
+
+
+def list_staff(horeca_id: str) -> list[dict]:
+    """The horeca's current staff, in the order they joined."""
+    rows = db.session.scalars(
+        select(StaffMember)
+        .where(StaffMember.horeca_id == horeca_id, StaffMember.removed_at.is_(None))
+        .order_by(StaffMember.joined_at, StaffMember.id)
+    ).all()
+    result = [_staff_dict(m) for m in rows]
+    db.session.rollback()
+    return result
+
+
+def active_staff(horeca_id: str) -> list[StaffMember]:
+    """The horeca's current staff rows (inside the caller's transaction)."""
+    return list(
+        db.session.scalars(
+            select(StaffMember)
+            .where(StaffMember.horeca_id == horeca_id, StaffMember.removed_at.is_(None))
+            .order_by(StaffMember.id)
+        )
+    )
+
+
+def queue_notice(member: StaffMember, payload: dict) -> OutboxMessage:
+    """Queue a message of the staff bot to one staff member (kind staff_notice; the bot renders `payload`)."""
+    now = utcnow()
+    notice = OutboxMessage(
+        kind="staff_notice", bot="horeca", chat_id=member.chat_id,
+        payload=json.dumps({**payload, "lang": member.language_code}, ensure_ascii=False, separators=(",", ":")),
+        state="pending", created_at=now, next_attempt_at=now,
+    )
+    db.session.add(notice)
+    return notice
+
+
+def remove(horeca_id: str, telegram_user_id: int) -> dict:
+    """Remove a staff member: no more customer messages, the cabinet refuses them. Repeating it changes nothing."""
+    try:
+        member = membership(horeca_id, telegram_user_id, lock=True)
+        if member is None:
+            raise NotFound("this Telegram user is not staff of this horeca", "staff_not_found")
+        if member.removed_at is None:
+            now = utcnow()
+            member.removed_at = now
+            db.session.execute(delete(DialogSelection).where(DialogSelection.staff_member_id == member.id))
+            state = lock_state(telegram_user_id)
+            if state.current_horeca_id == horeca_id:
+                others = [m for m in _active_memberships(telegram_user_id) if m.id != member.id]
+                state.current_horeca_id = others[0].horeca_id if others else None
+                state.mode = "idle"
+                state.updated_at = now
+            queue_notice(member, {"type": "removed", "horeca": horeca_name(horeca_id)})
+        result = {"horeca_id": horeca_id, "telegram_user_id": telegram_user_id, "removed_at": iso(member.removed_at)}
+        db.session.commit()
+        return result
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _current(telegram_user_id: int, lock: bool = False) -> tuple[StaffState, StaffMember] | None:
+    """The account's state and current active membership, falling back to another one it still has."""
+    memberships = _active_memberships(telegram_user_id)
+    if not memberships:
+        return None
+    state = lock_state(telegram_user_id) if lock else db.session.get(StaffState, telegram_user_id)
+    if state is None:
+        state = lock_state(telegram_user_id)
+    member = next((m for m in memberships if m.horeca_id == state.current_horeca_id), None)
+    if member is None:
+        member = memberships[0]
+        state.current_horeca_id = member.horeca_id
+        state.mode = "idle"
+        state.updated_at = utcnow()
+    return state, member
+
+
+def current_member(telegram_user_id: int, lock: bool = False) -> tuple[StaffState, StaffMember, int]:
+    """(state, current membership, number of memberships) inside the caller's transaction; NotStaff if none."""
+    found = _current(telegram_user_id, lock=lock)
+    if found is None:
+        raise NotStaff("you are not staff of any horeca; ask your manager for a staff code", "not_staff")
+    state, member = found
+    count = len(_active_memberships(telegram_user_id))
+    return state, member, count
+
+
+def _cabinet(state: StaffState, member: StaffMember, count: int) -> Cabinet:
+    return Cabinet(
+        telegram_user_id=member.telegram_user_id, staff_member_id=member.id, horeca_id=member.horeca_id,
+        horeca_name=horeca_name(member.horeca_id), mode=state.mode, language_code=member.language_code, memberships=count,
+    )
+
+
+def cabinet(telegram_user_id: int, chat_id: int | None = None, profile: Profile | None = None) -> Cabinet | None:
+    """The cabinet of this account (None when it is nobody's staff); refreshes chat id and names on the way."""
+    try:
+        found = _current(telegram_user_id, lock=True)
+        if found is None:
+            db.session.rollback()
+            return None
+        state, member = found
+        for m in _active_memberships(telegram_user_id):
+            _apply_profile(m, chat_id, profile)
+        result = _cabinet(state, member, len(_active_memberships(telegram_user_id)))
+        db.session.commit()
+        return result
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def is_staff(telegram_user_id: int) -> bool:
+    """Whether this account is staff of at least one horeca."""
+    result = bool(_active_memberships(telegram_user_id))
+    db.session.rollback()
+    return result
+
+
+def memberships(telegram_user_id: int) -> list[dict]:
+    """The horecas this account serves: [{horeca_id, name, current}]."""
+    try:
+        found = _current(telegram_user_id)
+        current = found[1].horeca_id if found else None
+        result = [
+            {"horeca_id": m.horeca_id, "name": horeca_name(m.horeca_id), "current": m.horeca_id == current}
+            for m in _active_memberships(telegram_user_id)
+        ]
+        db.session.commit()
+        return result
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def switch_horeca(telegram_user_id: int, horeca_id: str) -> Cabinet:
+    """Make `horeca_id` the account's current horeca; NotStaff unless it serves it."""
+    try:
+        member = membership(horeca_id, telegram_user_id)
+        if member is None or member.removed_at is not None:
+            raise NotStaff("you are not staff of this horeca", "not_staff")
+        state = lock_state(telegram_user_id)
+        state.current_horeca_id = horeca_id
+        state.mode = "idle"
+        state.updated_at = utcnow()
+        result = _cabinet(state, member, len(_active_memberships(telegram_user_id)))
+        db.session.commit()
+        return result
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def set_mode(telegram_user_id: int, mode: str) -> Cabinet:
+    """Set what the account's next text means (idle, composing to the selection, adding a canned reply)."""
+    if mode not in MODES:
+        raise Invalid(f"mode must be one of {', '.join(MODES)}", "invalid_mode")
+    try:
+        state, member, count = current_member(telegram_user_id, lock=True)
+        state.mode = mode
+        state.updated_at = utcnow()
+        result = _cabinet(state, member, count)
+        db.session.commit()
+        return result
+    except Exception:
+        db.session.rollback()
+        raise
