@@ -58,6 +58,8 @@ class _Server(ThreadingHTTPServer):
         self.control_routes = _control_routes(emulator)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._in_flight = 0
+        self._idle = threading.Condition(self._connections_lock)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -75,6 +77,23 @@ class _Server(ThreadingHTTPServer):
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
+
+    def request_started(self) -> None:
+        """Count a request being processed (stop() lets these finish)."""
+        with self._connections_lock:
+            self._in_flight += 1
+
+    def request_done(self) -> None:
+        """Uncount a request; wake stop() when none is left."""
+        with self._connections_lock:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> None:
+        """Wait until no request is being processed (e.g. released long polls have answered)."""
+        with self._connections_lock:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     def close_connections(self) -> None:
         """Shut down every client connection (wakes handler threads blocked reading)."""
@@ -125,6 +144,13 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        self.server.request_started()
+        try:
+            self._dispatch_inner()
+        finally:
+            self.server.request_done()
+
+    def _dispatch_inner(self) -> None:
         try:
             url = urlsplit(self.path)
             try:
@@ -338,6 +364,8 @@ class EmulatorServer:
         self._httpd = self._thread = None
         self.emulator.shutdown()
         httpd.shutdown()
+        # Released long polls answer [] before their connections are closed (slow faults may not).
+        httpd.wait_idle(1.0)
         httpd.close_connections()
         httpd.server_close()
         if thread is not None:

@@ -645,3 +645,14 @@ def test_cli_rejects_bad_bot_spec_without_echoing_it():
         timeout=10,
     )
     assert proc.returncode == 2 and secret not in proc.stderr + proc.stdout
+
+
+def test_stop_answers_pending_long_polls():
+    with EmulatorServer(port=0) as srv:
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(r=call(srv, OTHER, "getUpdates", timeout=30)))
+        thread.start()
+        time.sleep(0.2)
+        started = time.monotonic()
+    thread.join(5)
+    assert result["r"] == (200, {"ok": True, "result": []}) and time.monotonic() - started < 2
