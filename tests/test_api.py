@@ -336,3 +336,47 @@ def test_a_wrong_method_is_405_with_allow_on_both_spellings(api, method, path, a
     assert response.status_code == 405  # was 404 for a path written without its trailing slash
     assert response.get_json()["error"] == "method_not_allowed"
     assert allowed in response.headers["Allow"]  # RFC 9110: a 405 lists the allowed methods
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/provide_message_to_user/", {**GOOD, "horeca_id": "cafe\x00-1"}),
+        ("/provide_message_to_user/", {**GOOD, "order_id": "\x00"}),
+        ("/provide_message_to_user/", {**GOOD, "text": "hello\x00"}),
+        ("/verification/", {"code": "ABC\x00DEFGH"}),
+        ("/enter_key_from_user/", {"telegram_user_id": 1001, "verification_code": "ABC\x00DEFGH"}),
+    ],
+)
+def test_nul_characters_are_400_not_500(api, path, body):
+    link(api)
+    response = api.post(path, json=body)  # PostgreSQL text cannot hold NUL: this was a 500 there
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "validation_error"
+
+
+def test_an_order_id_with_nul_is_not_found(api):
+    response = api.get("/orders/cafe-1/A%00-1")  # was a 500 on PostgreSQL
+    assert response.status_code == 404 and response.get_json()["error"] == "order_not_found"
+
+
+def test_an_integral_number_is_an_integer_user_id(api):
+    link(api)  # JSON Schema's "integer" includes 1001.0, so the documented API accepts it
+    response = push(api, "created", user_id=1001.0)
+    assert response.status_code == 202
+    assert api.get("/orders/cafe-1/A-1").get_json()["user_id"] == 1001
+
+
+def test_the_schema_requires_one_of_the_two_user_id_spellings(api, spec):
+    from jsonschema import Draft202012Validator
+
+    schema = spec["components"]["schemas"]["EnterKeyIn"]
+    validator = Draft202012Validator({**schema, "components": spec["components"]})
+    code = api.post("/verification-codes").get_json()["code"]
+    for body, status in [
+        ({"telegram_user_id": None, "teleram_user_id": None, "verification_code": code}, 400),
+        ({"verification_code": code}, 400),
+        ({"telegram_user_id": None, "teleram_user_id": 42, "verification_code": code}, 200),
+    ]:
+        assert validator.is_valid(body) is (status == 200), body  # the document says what the API does
+        assert api.post("/enter_key_from_user/", json=body).status_code == status

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from models import iso
 from services import customers, linking, orders
-from services.errors import Invalid
+from services.errors import Invalid, NotFound
 from webapp import schemas
 from webapp.auth import require_token
 
@@ -93,4 +93,6 @@ def provide_message_to_user():
 @bp.get("/orders/<horeca_id>/<order_id>")
 def get_order(horeca_id: str, order_id: str):
     """An order, its cancel request and the delivery state of each status update."""
+    if "\x00" in horeca_id or "\x00" in order_id:  # refused on the way in; PostgreSQL cannot compare NUL
+        raise NotFound("no such order", "order_not_found")
     return jsonify(orders.order_view(horeca_id, order_id))

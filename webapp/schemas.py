@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from services.orders import STATUSES
 
-TelegramId = Annotated[int, Field(strict=True, gt=0, lt=2**63, description="Telegram user id (64-bit)")]
-Ident = Annotated[str, Field(strict=True, min_length=1, max_length=128)]
-CodeStr = Annotated[str, Field(strict=True, min_length=1, max_length=64, description="A verification code (case-insensitive)")]
+
+def _integral_number(value: object) -> object:
+    """JSON Schema counts 1001.0 as an integer, so the API does too (1.5 and "1001" stay errors)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# PostgreSQL text cannot hold NUL characters: refuse them up front (400) on every backend.
+NO_NUL = r"^[^\x00]*$"
+TelegramId = Annotated[
+    int, Field(strict=True, gt=0, lt=2**63, description="Telegram user id (64-bit)"), BeforeValidator(_integral_number)
+]
+Ident = Annotated[str, Field(strict=True, min_length=1, max_length=128, pattern=NO_NUL)]
+CodeStr = Annotated[
+    str, Field(strict=True, min_length=1, max_length=64, pattern=NO_NUL, description="A verification code (case-insensitive)")
+]
 Status = Literal["created", "accepted", "preparing", "ready", "completed", "cancelled", "rejected"]
 assert tuple(Status.__args__) == STATUSES  # one list of statuses
 Timestamp = Annotated[str, Field(description="ISO-8601, UTC", json_schema_extra={"format": "date-time"})]
@@ -33,6 +47,16 @@ class VerificationIn(In):
 
 
 class EnterKeyIn(In):
+    # One of the two ids must be an integer; documented so that schema-valid bodies are accepted.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "integer"}}}
+                for name in ("telegram_user_id", "teleram_user_id")
+            ]
+        }
+    )
+
     telegram_user_id: TelegramId | None = None
     teleram_user_id: TelegramId | None = Field(None, description="The seed's spelling, accepted too")
     verification_code: CodeStr
@@ -51,7 +75,7 @@ class StatusIn(In):
     order_id: Ident
     horeca_id: Ident
     status: Status
-    text: Annotated[str, Field(strict=True, max_length=1000)] | None = None
+    text: Annotated[str, Field(strict=True, max_length=1000, pattern=NO_NUL)] | None = None
 
 
 class Out(BaseModel):
