@@ -1,0 +1,319 @@
+"""What /healthz and /metrics report, read from the database with cheap queries.
+
+The bot process and the web app share the database, so the web app can tell the truth about both:
+the bot's heartbeat, the outbox backlog, delivery latency, Telegram and webhook errors. Every query
+here is an indexed count or bounded by the backlog, except the first delivery-latency aggregate of a
+process (see `DeliveryLatency`). Functions end their read transaction before returning.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from models import BotHeartbeat, OutboxMessage, WebhookEvent, db, iso, utcnow
+from services.outbox_admin import REQUEUED_NOTE
+
+OUTBOX_STATES = ("pending", "sending", "sent", "failed", "blocked")
+OUTBOX_UNDELIVERED = ("pending", "sending")
+WEBHOOK_STATES = ("pending", "sent", "failed")
+# Upper bounds (seconds) of the delivery latency buckets: the job runs every second, retries back off to minutes.
+LATENCY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+REQUEUED_PREFIX = REQUEUED_NOTE.split(" at ", 1)[0]
+
+
+def age_seconds(then: datetime | None, now: datetime) -> float | None:
+    return None if then is None else round(max((now - then).total_seconds(), 0.0), 3)
+
+
+# --- the bot's heartbeat ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BotStatus:
+    """One bot's liveness as the web app sees it: ok, stale (silent too long) or never_seen."""
+
+    name: str
+    status: str
+    last_seen: datetime | None = None
+    seconds_since: float | None = None
+    username: str | None = None
+    started_at: datetime | None = None
+    last_get_updates_ok: datetime | None = None
+    last_delivery_tick: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "last_seen": iso(self.last_seen),
+            "seconds_since": self.seconds_since,
+            "username": self.username,
+            "started_at": iso(self.started_at),
+            "last_get_updates_ok": iso(self.last_get_updates_ok),
+            "last_delivery_tick": iso(self.last_delivery_tick),
+        }
+
+
+def bot_statuses(stale_after: float, expected: Iterable[str] = ("customer",)) -> dict[str, BotStatus]:
+    """Every bot that wrote a heartbeat, plus the `expected` ones (never_seen when they have not)."""
+    now = utcnow()
+    try:
+        rows = {row.name: row for row in db.session.scalars(select(BotHeartbeat))}
+    finally:
+        db.session.rollback()
+    result = {}
+    for name in dict.fromkeys([*expected, *sorted(rows)]):
+        row = rows.get(name)
+        if row is None or row.last_seen is None:
+            result[name] = BotStatus(name, "never_seen", username=row.username if row else None)
+            continue
+        since = age_seconds(row.last_seen, now)
+        result[name] = BotStatus(
+            name,
+            "ok" if since is not None and since <= stale_after else "stale",
+            last_seen=row.last_seen,
+            seconds_since=since,
+            username=row.username,
+            started_at=row.started_at,
+            last_get_updates_ok=row.last_get_updates_ok,
+            last_delivery_tick=row.last_delivery_tick,
+        )
+    return result
+
+
+# --- backlog ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    pending: int  # pending and sending: not delivered yet
+    oldest_pending_age_seconds: float | None
+    failed: int
+    blocked: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "oldest_pending_age_seconds": self.oldest_pending_age_seconds,
+            "failed": self.failed,
+            "blocked": self.blocked,
+        }
+
+
+@dataclass(frozen=True)
+class WebhookBacklog:
+    pending: int
+    oldest_pending_age_seconds: float | None
+    failed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pending": self.pending, "oldest_pending_age_seconds": self.oldest_pending_age_seconds, "failed": self.failed}
+
+
+def _counts(model: Any, states: Iterable[str] | None = None) -> dict[str, int]:
+    """Rows per state; with `states`, only those (an index range on (state, next_attempt_at))."""
+    stmt = select(model.state, func.count()).group_by(model.state)
+    if states is not None:
+        stmt = stmt.where(model.state.in_(tuple(states)))
+    return {state: count for state, count in db.session.execute(stmt)}
+
+
+def _oldest(model: Any, states: Iterable[str]) -> datetime | None:
+    return db.session.scalar(select(func.min(model.created_at)).where(model.state.in_(tuple(states))))
+
+
+def outbox_backlog() -> OutboxBacklog:
+    """What the bot process still has to deliver, and what it gave up on."""
+    now = utcnow()
+    try:
+        counts = _counts(OutboxMessage, (*OUTBOX_UNDELIVERED, "failed", "blocked"))
+        oldest = _oldest(OutboxMessage, OUTBOX_UNDELIVERED)
+    finally:
+        db.session.rollback()
+    return OutboxBacklog(
+        pending=sum(counts.get(s, 0) for s in OUTBOX_UNDELIVERED),
+        oldest_pending_age_seconds=age_seconds(oldest, now),
+        failed=counts.get("failed", 0),
+        blocked=counts.get("blocked", 0),
+    )
+
+
+def webhook_backlog() -> WebhookBacklog:
+    """Webhook events not delivered yet (including those waiting for a retry), and those that failed for good."""
+    now = utcnow()
+    try:
+        counts = _counts(WebhookEvent, ("pending", "failed"))
+        oldest = _oldest(WebhookEvent, ("pending",))
+    finally:
+        db.session.rollback()
+    return WebhookBacklog(counts.get("pending", 0), age_seconds(oldest, now), counts.get("failed", 0))
+
+
+# --- errors by code -------------------------------------------------------------------------------------
+
+_CODE_PATTERNS = (
+    re.compile(r"error[ _]code\W{0,3}(\d{3})", re.IGNORECASE),  # telebot: "... Error code: 403. Description: ..."
+    re.compile(r"\bHTTP\W{0,3}(\d{3})\b"),  # "HTTP 502 Bad Gateway"
+    re.compile(r"^\W{0,3}(\d{3})\b"),  # "429 Too Many Requests", "[403] Forbidden"
+)
+_EXCEPTION_NAME = re.compile(r"\b([A-Z][A-Za-z]*(?:Error|Timeout|Exception))\b")
+
+
+def error_code(last_error: str | None) -> str:
+    """A short label for an error text: the HTTP/Telegram code, else an exception name, else "other"."""
+    if not last_error:
+        return "none"
+    if last_error.startswith(REQUEUED_PREFIX):
+        return "requeued"  # an admin queued it again; no attempt since
+    for pattern in _CODE_PATTERNS:
+        match = pattern.search(last_error)
+        if match:
+            return match.group(1)
+    match = _EXCEPTION_NAME.search(last_error)
+    if match:
+        return match.group(1)
+    if "blocked" in last_error.lower():
+        return "blocked"
+    return "other"
+
+
+def _error_counts(model: Any, states: Iterable[str]) -> dict[tuple[str, str], int]:
+    """(state, error code) → rows, for rows in `states` that carry a last_error."""
+    rows = db.session.execute(
+        select(model.state, model.last_error, func.count())
+        .where(model.state.in_(tuple(states)), model.last_error.is_not(None))
+        .group_by(model.state, model.last_error)
+    )
+    result: dict[tuple[str, str], int] = {}
+    for state, text, count in rows:
+        key = (state, error_code(text))
+        result[key] = result.get(key, 0) + count
+    return result
+
+
+# --- delivery latency -------------------------------------------------------------------------------
+
+
+@dataclass
+class Histogram:
+    """Cumulative bucket counts (one per bound, then +Inf = count), count and sum, as Prometheus wants them."""
+
+    bounds: tuple[float, ...]
+    buckets: list[int] = field(default_factory=list)
+    count: int = 0
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.buckets:
+            self.buckets = [0] * len(self.bounds)
+
+    def add(self, other: Histogram) -> Histogram:
+        return Histogram(self.bounds, [a + b for a, b in zip(self.buckets, other.buckets, strict=True)],
+                         self.count + other.count, self.total + other.total)
+
+
+def _latency_seconds(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.extract("epoch", OutboxMessage.sent_at - OutboxMessage.created_at)
+    return (func.julianday(OutboxMessage.sent_at) - func.julianday(OutboxMessage.created_at)) * 86400.0
+
+
+def _aggregate(bounds: tuple[float, ...], above: int, up_to: int | None) -> Histogram:
+    """sent_at − created_at of sent messages with `above` < id ≤ `up_to`, in one aggregate query."""
+    latency = _latency_seconds(db.session.get_bind().dialect.name)
+    columns = [func.sum(case((latency <= bound, 1), else_=0)) for bound in bounds]
+    stmt = select(func.count(), func.sum(latency), *columns).where(
+        OutboxMessage.state == "sent", OutboxMessage.sent_at.is_not(None), OutboxMessage.id > above
+    )
+    if up_to is not None:
+        stmt = stmt.where(OutboxMessage.id <= up_to)
+    count, total, *buckets = db.session.execute(stmt).one()
+    return Histogram(bounds, [int(b or 0) for b in buckets], int(count or 0), float(total or 0.0))
+
+
+class DeliveryLatency:
+    """Cumulative histogram of sent_at − created_at over every sent outbox message, kept up to date cheaply.
+
+    One aggregate over all sent rows costs O(rows) (about 0.35 s per million on PostgreSQL), too much for
+    every scrape. A sent message never changes again, so the rows up to a watermark are aggregated once and
+    cached (per app, i.e. per Gunicorn worker); each scrape adds only the rows above it. The watermark stays
+    below the oldest undelivered message and `margin` ids below the newest, where rows may still change or
+    commit late. The cache is checked against the total count of sent rows read in the same snapshot: when
+    a row below the watermark became sent since (an admin retried an old failed message), it is rebuilt.
+    """
+
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS, margin: int = 1000) -> None:
+        self.bounds = bounds
+        self.margin = margin
+        self.watermark = 0
+        self.cached = Histogram(bounds)
+        self.rebuilds = 0
+        self._lock = threading.Lock()
+
+    def read(self, total_sent: int) -> Histogram:
+        """The histogram now; call inside the transaction that counted `total_sent`."""
+        with self._lock:
+            newest = db.session.scalar(select(func.max(OutboxMessage.id))) or 0
+            oldest_open = db.session.scalar(
+                select(func.min(OutboxMessage.id)).where(OutboxMessage.state.in_(OUTBOX_UNDELIVERED))
+            )
+            target = newest - self.margin
+            if oldest_open is not None:
+                target = min(target, oldest_open - 1)
+            if target > self.watermark:
+                self.cached = self.cached.add(_aggregate(self.bounds, self.watermark, target))
+                self.watermark = target
+            tail = _aggregate(self.bounds, self.watermark, None)
+            if self.cached.count + tail.count != total_sent:
+                # A row at or below the watermark changed (or rows were deleted): start over.
+                self.rebuilds += 1
+                self.watermark = max(target, 0)
+                self.cached = _aggregate(self.bounds, 0, self.watermark)
+                tail = _aggregate(self.bounds, self.watermark, None)
+            return self.cached.add(tail)
+
+
+# --- everything /metrics shows, in one snapshot ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    outbox_states: dict[str, int]
+    outbox_oldest_pending_age: float | None
+    outbox_errors: dict[tuple[str, str], int]
+    latency: Histogram
+    webhook_states: dict[str, int]
+    webhook_oldest_pending_age: float | None
+    webhook_errors: dict[tuple[str, str], int]
+
+
+def snapshot(latency: DeliveryLatency) -> Snapshot:
+    """Read everything in one consistent transaction (REPEATABLE READ on PostgreSQL), then end it."""
+    now = utcnow()
+    try:
+        db.session.rollback()
+        if db.session.get_bind().dialect.name == "postgresql":
+            db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        outbox_states = {state: 0 for state in OUTBOX_STATES} | _counts(OutboxMessage)
+        webhook_states = {state: 0 for state in WEBHOOK_STATES} | _counts(WebhookEvent)
+        return Snapshot(
+            outbox_states=outbox_states,
+            outbox_oldest_pending_age=age_seconds(_oldest(OutboxMessage, OUTBOX_UNDELIVERED), now),
+            outbox_errors=_error_counts(OutboxMessage, ("failed", *OUTBOX_UNDELIVERED)),
+            latency=latency.read(outbox_states["sent"]),
+            webhook_states=webhook_states,
+            webhook_oldest_pending_age=age_seconds(_oldest(WebhookEvent, ("pending",)), now),
+            webhook_errors=_error_counts(WebhookEvent, ("failed", "pending")),
+        )
+    finally:
+        db.session.rollback()
