@@ -52,8 +52,10 @@ def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = Tru
 
     from webapp import api, health, openapi
     from webapp.errors import register_error_handlers
+    from webapp.staff_api import bp as staff_api_bp
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(staff_api_bp)  # the staff bot's endpoints (issue 4)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     register_error_handlers(app)

@@ -40,6 +40,9 @@ def document() -> dict:
             schemas.ErrorOut, schemas.SubscribeStatusOut, schemas.IssuedCodeOut, schemas.ClaimedOut,
             schemas.PendingOut, schemas.RecordedOut, schemas.OrderOut, schemas.HealthOut,
         )
+    ] + [(schemas.StaffCodeIn, "validation")] + [
+        (m, "serialization")
+        for m in (schemas.StaffCodeOut, schemas.StaffListOut, schemas.StaffRemovedOut, schemas.DialogOut)
     ]
     _, defs = models_json_schema(models, ref_template=REF)
     secured = [{"bearer": []}]
@@ -116,6 +119,7 @@ def document() -> dict:
             }
         },
     }
+    paths.update(_staff_paths(secured))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Customer bot API", "version": "1.0.0",
@@ -126,6 +130,56 @@ def document() -> dict:
             "schemas": defs["$defs"],
         },
         "paths": paths,
+    }
+
+
+def _staff_paths(secured: list) -> dict:
+    """The staff bot's endpoints (issue 4)."""
+    horeca = {"name": "horeca_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 128}}
+    user = {"name": "telegram_user_id", "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+    return {
+        "/horeca/{horeca_id}/staff-codes": {
+            "post": {
+                "summary": "Issue a one-time staff code with the staff bot's deep link",
+                "security": secured,
+                "parameters": [horeca],
+                "requestBody": _body("StaffCodeIn"),
+                "responses": {"201": _json("StaffCodeOut", "Issued"), **_errors(400, 401, 413)},
+            }
+        },
+        "/horeca/{horeca_id}/staff": {
+            "get": {
+                "summary": "The horeca's current staff",
+                "security": secured,
+                "parameters": [horeca],
+                "responses": {"200": _json("StaffListOut", "Staff, in the order they joined"), **_errors(400, 401)},
+            }
+        },
+        "/horeca/{horeca_id}/staff/{telegram_user_id}": {
+            "delete": {
+                "summary": "Remove a staff member (repeating it changes nothing)",
+                "security": secured,
+                "parameters": [horeca, user],
+                "responses": {"200": _json("StaffRemovedOut", "Removed"), **_errors(400, 401, 404)},
+            }
+        },
+        "/horeca/{horeca_id}/dialogs/{telegram_user_id}": {
+            "get": {
+                "summary": "The stored conversation of the horeca with one customer, oldest first",
+                "security": secured,
+                "parameters": [
+                    horeca, user,
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                     "description": "At most this many of the newest messages"},
+                    {"name": "before", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                     "description": "Only messages with a smaller id (paging back)"},
+                ],
+                "responses": {"200": _json("DialogOut", "The conversation"), **_errors(400, 401, 404)},
+            }
+        },
     }
 
 

@@ -150,3 +150,73 @@ class HealthOut(Out):
     model_config = ConfigDict(extra="allow")
     status: Literal["ok", "error"]
     database: str
+
+
+# --- The HoReCa staff bot (issue 4) ------------------------------------------------------------------
+
+
+class StaffCodeIn(In):
+    horeca_name: Annotated[str, Field(strict=True, min_length=1, max_length=128, pattern=r"^[^\x00]*$")] | None = Field(
+        None, description="The name customers see in staff messages (\"Message from <name>\"); the horeca id when never set"
+    )
+
+
+class StaffCodeOut(Out):
+    code: str
+    deep_link: str | None = Field(
+        description="https://t.me/<staff bot>?start=<code>; null while the staff bot's username is unknown"
+    )
+    expires_at: Timestamp
+
+
+class StaffMemberOut(Out):
+    telegram_user_id: int
+    first_name: str | None
+    last_name: str | None
+    username: str | None
+    name: str = Field(description="Name, @username or the id: what colleagues see")
+    joined_at: Timestamp
+
+
+class StaffListOut(Out):
+    horeca_id: str
+    staff: list[StaffMemberOut]
+
+
+class StaffRemovedOut(Out):
+    horeca_id: str
+    telegram_user_id: int
+    removed_at: Timestamp
+
+
+class DialogCustomerOut(Out):
+    name: str
+    username: str | None
+    is_bot_blocked: bool
+
+
+class DialogStaffOut(Out):
+    telegram_user_id: int
+    name: str
+
+
+class DialogMessageOut(Out):
+    id: int
+    direction: Literal["in", "out"] = Field(description="in: customer → staff; out: staff → customer")
+    text: str
+    created_at: Timestamp
+    staff: DialogStaffOut | None = Field(description="Who wrote an outgoing message")
+    order_id: str | None = Field(description="The customer's active order at the horeca when the message was written")
+    delivery: Literal["received", "awaiting_horeca", "pending", "sent", "failed", "blocked"] = Field(
+        description="in: received (relayed to the staff) or awaiting_horeca (the customer is choosing the horeca); "
+        "out: the customer bot's delivery state"
+    )
+
+
+class DialogOut(Out):
+    horeca_id: str
+    user_id: int
+    customer: DialogCustomerOut
+    unread: int = Field(description="Customer messages no staff member has opened or answered yet")
+    has_more: bool = Field(description="Older messages exist: ask again with before=<the first id>")
+    messages: list[DialogMessageOut]
