@@ -60,7 +60,7 @@ _ENTITY_RE = re.compile(r"&(#\d+|#x[0-9A-Fa-f]+|lt|gt|amp|quot);")
 
 
 def _attrs(raw: str) -> dict[str, str]:
-    return {m.group(1).lower(): next(g for g in m.groups()[1:] if g is not None) for m in _ATTR_RE.finditer(raw)}
+    return {m.group(1).lower(): html.unescape(next(g for g in m.groups()[1:] if g is not None)) for m in _ATTR_RE.finditer(raw)}
 
 
 def _byte_offset(text: str, index: int) -> int:
@@ -101,6 +101,8 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
             raise bad_request(f'can\'t parse entities: Unsupported {kind} tag "{name}" at byte offset {_byte_offset(text, lt)}')
         if not closing:
             attrs = _attrs(raw_attrs)
+            if re.search(r"(?:^|\s)expandable(?:\s|=|$)", raw_attrs):
+                attrs["expandable"] = ""  # a bare attribute: <blockquote expandable>
             if name == "span" and attrs.get("class") != "tg-spoiler":
                 raise bad_request(f'can\'t parse entities: Unsupported start tag "span" at byte offset {_byte_offset(text, lt)}')
             stack.append((name, attrs, out_len))
@@ -117,9 +119,10 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
         pos = m.end()
     if stack:
         raise bad_request(f"can't parse entities: Can't find end tag corresponding to start tag \"{stack[-1][0]}\"")
-    # Telegram lists entities by offset, outer (longer) ones first.
-    entities.sort(key=lambda e: (e["offset"], -e["length"]))
-    return "".join(out), entities
+    # Telegram lists entities by offset, outer ones first; entities were appended as their tags
+    # closed (inner first), so on a tie the later one is the outer one.
+    order = sorted(range(len(entities)), key=lambda i: (entities[i]["offset"], -entities[i]["length"], -i))
+    return "".join(out), [entities[i] for i in order]
 
 
 def _add_entity(

@@ -307,9 +307,9 @@ def test_text_and_markup_validation(server, tb, emu):
         status, body = call(server, CUSTOMER, "sendMessage", chat_id=USER, **params)
         assert status == 400 and description in body["description"], (params, body)
     assert tb.send_message(USER, "x" * 4096).text == "x" * 4096
-    msg = tb.send_message(USER, '1 &lt; 2 &amp; <a href="https://e.x">link</a> &copy;', parse_mode="HTML")
+    msg = tb.send_message(USER, '1 &lt; 2 &amp; <a href="https://e.x/?a=1&amp;b=2">link</a> &copy;', parse_mode="HTML")
     assert msg.text == "1 < 2 & link &copy;"
-    assert msg.entities[0].type == "text_link" and msg.entities[0].url == "https://e.x"
+    assert msg.entities[0].type == "text_link" and msg.entities[0].url == "https://e.x/?a=1&b=2"
     assert tb.send_message(USER, "*bold* _it_", parse_mode="MarkdownV2").text == "*bold* _it_"
     assert emu.stats("cafe_bot")["errors"] == {"400": len(cases)}
 
