@@ -77,10 +77,11 @@ statuses: Counter[tuple[str, str, int]] = Counter()  # (backend, operation, stat
 
 
 def seed(app) -> None:
-    """A linked user with an order, a blocked user with one, a pending and a claimed code."""
-    from services import customers, linking, orders
+    """A linked user with an order, a blocked user with one, a pending and a claimed code, a live bot."""
+    from services import customers, heartbeat, linking, orders
 
     with app.app_context():
+        heartbeat.beat("customer", started=True)
         for user_id, code in ((LINKED, "LINKME0001"), (BLOCKED, "LINKME0002")):
             linking.issue(code)
             linking.claim(code, user_id)
@@ -107,10 +108,22 @@ def test_api_conforms_to_its_schema(case, seeded_app, database_url):
         statuses[database_url.partition(":")[0], case.operation.label, response.status_code] += 1
 
 
+# The operations the seed above makes succeed; an endpoint added to the API belongs here once seeded too.
+SEEDED = {
+    "GET /subscribe-status",
+    "POST /verification-codes",
+    "POST /verification/",
+    "POST /enter_key_from_user/",
+    "POST /provide_message_to_user/",
+    "GET /orders/{horeca_id}/{order_id}",
+    "GET /healthz",
+}
+
+
 def test_fuzzing_reached_the_success_paths():
-    """Each fuzzed operation got at least one 2xx: the seed and the dictionaries still line up with the API."""
+    """Each seeded operation got at least one 2xx: the seed and the dictionaries still line up with the API."""
     if not statuses:
         pytest.skip("runs after the fuzz test, in the same session")
-    fuzzed = {(backend, label) for backend, label, _ in statuses}
+    fuzzed = {(backend, label) for backend, label, _ in statuses if label in SEEDED}
     succeeded = {(backend, label) for backend, label, status in statuses if 200 <= status < 300}
     assert fuzzed <= succeeded, f"never a 2xx: {sorted(fuzzed - succeeded)}"
