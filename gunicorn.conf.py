@@ -17,3 +17,23 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # One line per request; the query string is left out of the line on purpose (it is where ids are).
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)sB %(M)sms pid=%(p)s'
+
+
+# Prometheus multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by deploy/customer-bot-web.service): each
+# worker writes its metrics to files there and /metrics sums them.
+def on_starting(server):
+    """Start with an empty metrics directory: files left by a previous run would be summed in."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.remove(os.path.join(path, name))
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (its counters and histograms stay counted)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -163,8 +163,9 @@ def webhook_backlog() -> WebhookBacklog:
 
 _CODE_PATTERNS = (
     re.compile(r"error[ _]code\W{0,3}(\d{3})", re.IGNORECASE),  # telebot: "... Error code: 403. Description: ..."
-    re.compile(r"\bHTTP\W{0,3}(\d{3})\b"),  # "HTTP 502 Bad Gateway"
-    re.compile(r"^\W{0,3}(\d{3})\b"),  # "429 Too Many Requests", "[403] Forbidden"
+    re.compile(r"\bHTTP\W{0,3}(\d{3})\b"),  # "HTTP 502 Bad Gateway", "HTTP 502 without a Bot API answer"
+    # "400 Bad Request: chat not found" (bot.telegram.describe), "gave up after 5 attempts in 300 s: 502 Bad Gateway"
+    re.compile(r"(?:^|:\s)\W{0,2}(\d{3})\b"),
 )
 _EXCEPTION_NAME = re.compile(r"\b([A-Z][A-Za-z]*(?:Error|Timeout|Exception))\b")
 

@@ -50,13 +50,17 @@ def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = Tru
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
 
-    from webapp import api, health, openapi
+    from webapp import admin, api, cli, health, metrics, openapi
     from webapp.errors import register_error_handlers
     from webapp.staff_api import bp as staff_api_bp
 
+    metrics.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(staff_api_bp)  # the staff bot's endpoints (issue 4)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)
+    cli.register(app)
     register_error_handlers(app)
     return app

@@ -44,6 +44,9 @@ def document() -> dict:
         (m, "serialization")
         for m in (schemas.StaffCodeOut, schemas.StaffListOut, schemas.StaffRemovedOut, schemas.DialogOut)
     ]
+    models += [(schemas.RetryIn, "validation")] + [
+        (m, "serialization") for m in (schemas.OutboxListOut, schemas.WebhookListOut, schemas.RetryOut)
+    ]
     _, defs = models_json_schema(models, ref_template=REF)
     secured = [{"bearer": []}]
     paths = {
@@ -120,6 +123,7 @@ def document() -> dict:
         },
     }
     paths.update(_staff_paths(secured))
+    paths.update(_operations_paths(secured))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Customer bot API", "version": "1.0.0",
@@ -180,6 +184,55 @@ def _staff_paths(secured: list) -> dict:
                 "responses": {"200": _json("DialogOut", "The conversation"), **_errors(400, 401, 404)},
             }
         },
+    }
+
+
+def _operations_paths(secured: list) -> dict:
+    """Health of the bot process, and the admin endpoints for failed deliveries (issue 5). /metrics is not JSON: not here."""
+
+    def listing(summary: str, states: list[str], out: str) -> dict:
+        return {
+            "get": {
+                "summary": summary,
+                "security": secured,
+                "parameters": [
+                    {"name": "state", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": states, "default": "all"}},
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                     "description": "At most this many rows, newest first"},
+                ],
+                "responses": {"200": _json(out, "Rows, newest first"), **_errors(400, 401)},
+            }
+        }
+
+    def retry(summary: str) -> dict:
+        return {
+            "post": {
+                "summary": summary,
+                "security": secured,
+                "requestBody": {**_body("RetryIn"), "required": True},
+                "responses": {"200": _json("RetryOut", "What was queued again and what was skipped"), **_errors(400, 401, 413)},
+            }
+        }
+
+    return {
+        "/healthz/bot": {
+            "get": {
+                "summary": "Is the bot process alive? 503 once a bot is silent for BOT_STALE_SECONDS (no authentication)",
+                "security": [],
+                "responses": {
+                    "200": _json("HealthOut", "Every bot is alive"),
+                    "503": _json("HealthOut", "A bot is stale or was never seen, or the database is unreachable"),
+                },
+            }
+        },
+        "/admin/outbox": listing("Messages for the bot to deliver, by state, with the reason they failed",
+                                 ["all", "failed", "blocked", "pending", "sent"], "OutboxListOut"),
+        "/admin/outbox/retry": retry("Queue failed (or blocked) messages again: these ids, or all failed ones"),
+        "/admin/webhooks": listing("Events for the backend's webhook, by state, with the reason they failed",
+                                   ["all", "failed", "pending", "sent"], "WebhookListOut"),
+        "/admin/webhooks/retry": retry("Queue failed webhook events again: these ids, or all failed ones"),
     }
 
 

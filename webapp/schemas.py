@@ -146,10 +146,120 @@ class OrderOut(Out):
     updates: list[UpdateOut]
 
 
+# --- health and the admin API (operations) -------------------------------------------------------
+
+
+class BotOut(Out):
+    status: Literal["ok", "stale", "never_seen"] = Field(description="stale: silent for longer than BOT_STALE_SECONDS")
+    last_seen: Timestamp | None
+    seconds_since: float | None = Field(description="Seconds since the last heartbeat")
+    username: str | None
+    started_at: Timestamp | None
+    last_get_updates_ok: Timestamp | None
+    last_delivery_tick: Timestamp | None
+
+
+class OutboxBacklogOut(Out):
+    pending: int = Field(description="Not delivered yet (pending or being sent)")
+    oldest_pending_age_seconds: float | None
+    failed: int = Field(description="Given up on; `flask --app wsgi outbox retry` or POST /admin/outbox/retry")
+    blocked: int = Field(description="Not sent because the user blocked the bot")
+
+
+class WebhookBacklogOut(Out):
+    pending: int
+    oldest_pending_age_seconds: float | None
+    failed: int
+
+
 class HealthOut(Out):
     model_config = ConfigDict(extra="allow")
     status: Literal["ok", "error"]
     database: str
+    bot: BotOut | None = Field(None, description="The customer bot's heartbeat (absent when the database is down)")
+    bots: dict[str, BotOut] | None = Field(None, description="Every bot by name: customer, and horeca when it runs")
+    outbox: OutboxBacklogOut | None = None
+    webhooks: WebhookBacklogOut | None = None
+
+
+RowId = Annotated[int, Field(strict=True, gt=0, lt=2**63), BeforeValidator(_integral_number)]
+Limit = Annotated[int, Field(ge=1, le=500, description="At most this many rows, newest first")]
+
+
+class OutboxQuery(In):
+    state: Literal["all", "failed", "blocked", "pending", "sent"] = "all"
+    limit: Limit = 50
+
+
+class WebhookQuery(In):
+    state: Literal["all", "failed", "pending", "sent"] = "all"
+    limit: Limit = 50
+
+
+class RetryIn(In):
+    """Queue rows again: these ids, or every failed one (or both)."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["ids"]}, {"required": ["all_failed"]}]})
+
+    # Absent rather than null: no `default: null` in the schema, which says "array".
+    ids: Annotated[list[RowId], Field(min_length=1, max_length=1000)] = Field(  # type: ignore[assignment]
+        None, json_schema_extra=lambda schema: schema.pop("default", None)
+    )
+    all_failed: Annotated[bool, Field(strict=True)] = False
+
+    @model_validator(mode="after")
+    def _something(self) -> RetryIn:
+        if self.ids is None and "all_failed" not in self.model_fields_set:
+            raise ValueError("send ids (a list of row ids) or all_failed: true")
+        return self
+
+
+class OutboxItemOut(Out):
+    id: int = Field(description="The outbox row id (the update_id of a status update)")
+    kind: str
+    bot: str
+    chat_id: int
+    horeca_id: str | None
+    order_id: str | None
+    status: str | None = Field(description="The order status this message announces")
+    state: Literal["pending", "sending", "sent", "failed", "blocked"]
+    attempts: int
+    last_error: str | None
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None
+    sent_at: Timestamp | None
+
+
+class OutboxListOut(Out):
+    state: str
+    items: list[OutboxItemOut]
+
+
+class WebhookItemOut(Out):
+    id: int
+    event_id: str = Field(description="The webhook-id header")
+    type: str
+    state: Literal["pending", "sent", "failed"]
+    attempts: int
+    last_error: str | None
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+
+
+class WebhookListOut(Out):
+    state: str
+    items: list[WebhookItemOut]
+
+
+class SkippedOut(Out):
+    id: int
+    reason: str = Field(description="not_found, or the state the row is in")
+
+
+class RetryOut(Out):
+    retried: list[int] = Field(description="Rows now pending again")
+    skipped: list[SkippedOut]
 
 
 # --- The HoReCa staff bot (issue 4) ------------------------------------------------------------------
