@@ -1,0 +1,267 @@
+"""The delivery job: send what the web app queued in the outbox, within Telegram's limits, and record each outcome.
+
+One scheduler tick claims due rows in batches, sends them from a small thread pool (each thread keeps
+its own HTTP session), and keeps going while rows are due. Every row is marked `sending` and committed
+before Telegram is called and recorded right after it answers, so a kill -9 loses nothing and can repeat
+only the sends that were in flight at that moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from flask import Flask
+from telebot import TeleBot
+from telebot.types import LinkPreviewOptions
+
+from bot import rendering
+from bot.ratelimit import RateLimiter
+from bot.settings import BotSettings
+from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
+from bot.texts import PARSE_MODE
+from models import utcnow
+from services import delivery, heartbeat
+from services.delivery import ButtonRef, Job
+
+log = logging.getLogger(__name__)
+
+MAX_INLINE_WAIT = 1.0  # a worker waits this long for a send slot; longer, the row goes back with a due time
+SWEEP_EVERY = 5.0  # seconds between looks for keyboards that should be gone (edits that failed, crashes)
+BEAT_EVERY = 1.0  # seconds between heartbeat writes
+
+
+class Delivery:
+    """The outbox sender of one bot process, for every bot it runs (picked by `row.bot`)."""
+
+    def __init__(
+        self,
+        app: Flask,
+        bots: Mapping[str, TeleBot],
+        settings: BotSettings,
+        stop: threading.Event,
+        usernames: Mapping[str, str] | None = None,
+    ) -> None:
+        self.app = app
+        self.bots = dict(bots)
+        self.settings = settings
+        self.stop = stop
+        self.usernames = dict(usernames or {})
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.limiters = {name: RateLimiter(settings.global_rate, settings.per_chat_rate) for name in self.bots}
+        self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="delivery")
+        self._next_sweep = 0.0
+        self._strip_after: dict[int, float] = {}  # row id → no new attempt to remove its keyboard before this
+        self._last_beat = 0.0
+        self._link_preview = LinkPreviewOptions(is_disabled=True)
+
+    # --- the scheduler job -------------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """Deliver everything that is due (the APScheduler job); returns how many rows were attempted."""
+        try:
+            return self._tick()
+        except Exception:
+            log.exception("delivery tick failed; the next tick tries again")
+            return 0
+
+    def _tick(self) -> int:
+        self._beat(force=True)
+        target = max(self.settings.batch_size, self.settings.workers * 2)
+        inflight: set[Future] = set()
+        attempted = 0
+        while True:
+            if time.monotonic() >= self._next_sweep and not self.stop.is_set():
+                self._sweep()
+            free = target - len(inflight)
+            # Claim in batches, topping up once half the batch is done; claims are cheap index range scans.
+            if not self.stop.is_set() and free >= max(1, target // 2) and not self._paused():
+                with self.app.app_context():
+                    jobs = delivery.claim_due(self.worker, self.bots, free, self.settings.claim_timeout)
+                for job in jobs:
+                    inflight.add(self.pool.submit(self._deliver, job))
+                attempted += len(jobs)
+            if not inflight:
+                break  # nothing due and nothing in flight: the next tick looks again
+            _, inflight = wait(inflight, timeout=1.0, return_when=FIRST_COMPLETED)
+            self._beat()
+        return attempted
+
+    def _paused(self) -> bool:
+        return all(limiter.paused_for() > MAX_INLINE_WAIT for limiter in self.limiters.values())
+
+    def _beat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_beat < BEAT_EVERY:
+            return
+        self._last_beat = now
+        try:
+            with self.app.app_context():
+                for name in self.bots:
+                    heartbeat.beat(name, self.usernames.get(name), delivery_tick=True)
+        except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop delivery
+            log.warning("heartbeat failed: %s", type(exc).__name__)
+
+    def close(self) -> None:
+        """Wait for the sends in flight, then stop the pool."""
+        self.pool.shutdown(wait=True)
+
+    # --- one message -------------------------------------------------------------------------------
+
+    def _deliver(self, job: Job) -> None:
+        try:
+            self._deliver_one(job)
+        except Exception:
+            # Typically the database went away while recording: the row stays claimed and is retried
+            # after the claim timeout (the one case where a message can be sent twice).
+            log.exception("delivering outbox row %s failed", job.id)
+
+    def _deliver_one(self, job: Job) -> None:
+        bot = self.bots[job.bot]
+        limiter = self.limiters[job.bot]
+        try:
+            rendered = rendering.render(job)
+        except rendering.NoRenderer as exc:
+            self._retry(job, str(exc), self._backoff(job.attempts))
+            return
+        except Exception as exc:  # noqa: BLE001 - a row we cannot render must not stop the others
+            log.exception("outbox row %s (%s/%s) cannot be rendered", job.id, job.bot, job.kind)
+            self._fail(job, f"cannot render: {type(exc).__name__}")
+            return
+        if not self._take_slot(limiter, job):
+            return
+        try:
+            message = bot.send_message(
+                job.chat_id, rendered.text, parse_mode=PARSE_MODE, reply_markup=rendered.markup,
+                link_preview_options=self._link_preview, timeout=self.settings.request_timeout,
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure is sorted by classify()
+            self._failed(job, limiter, classify(exc))
+            return
+        with self.app.app_context():
+            stale = delivery.record_sent(job.id, message.message_id, rendered.has_button, rendered.supersedes)
+        log.debug("outbox row %s sent as message %s", job.id, message.message_id)
+        for ref in stale:
+            self._strip(ref)
+
+    def _take_slot(self, limiter: RateLimiter, job: Job) -> bool:
+        """Wait for a send slot; False (row given back) when stopping or the wait would be long."""
+        while True:
+            if self.stop.is_set():
+                self._release(job, 0.0)
+                return False
+            pause = limiter.reserve(job.chat_id, MAX_INLINE_WAIT)
+            if pause is None:
+                self._release(job, limiter.earliest(job.chat_id))
+                return False
+            if pause > 0 and self.stop.wait(pause):
+                self._release(job, 0.0)
+                return False
+            if limiter.paused_for() <= 0:  # no 429 arrived while we waited
+                return True
+
+    def _release(self, job: Job, delay: float) -> None:
+        with self.app.app_context():
+            delivery.release([job.id], self.worker, delay)
+
+    def _failed(self, job: Job, limiter: RateLimiter, failure: Failure) -> None:
+        if failure.kind == RATE_LIMITED:
+            limiter.pause(failure.retry_after)
+            log.warning("Telegram asks %s to wait %.0f s (429); row %s waits", job.bot, failure.retry_after, job.id)
+            self._retry(job, failure.reason, failure.retry_after)
+        elif failure.kind == BLOCKED:
+            log.info("chat %s has blocked bot %s: row %s and the chat's pending rows are blocked", job.chat_id, job.bot, job.id)
+            with self.app.app_context():
+                delivery.record_blocked(job.id, self.worker, job.bot, job.chat_id, failure.deactivated)
+        elif failure.kind in (FINAL, NOT_MODIFIED):
+            self._fail(job, failure.reason)
+        else:
+            self._retry(job, failure.reason, self._backoff(job.attempts))
+
+    def _retry(self, job: Job, reason: str, delay: float) -> None:
+        """Try again after `delay`, or give up once the retry deadline has passed."""
+        elapsed = (utcnow() - job.first_attempt_at).total_seconds()
+        left = self.settings.retry_deadline - elapsed
+        if left <= 0:
+            self._fail(job, f"gave up after {job.attempts} attempts in {elapsed:.0f} s: {reason}")
+            return
+        delay = min(delay, left)  # the last attempt happens at the deadline
+        log.warning("outbox row %s attempt %d failed (%s); retrying in %.1f s", job.id, job.attempts, reason, delay)
+        with self.app.app_context():
+            delivery.record_retry(job.id, self.worker, reason, delay)
+
+    def _fail(self, job: Job, reason: str) -> None:
+        log.error("outbox row %s to chat %s failed for good: %s", job.id, job.chat_id, reason)
+        with self.app.app_context():
+            stale = delivery.record_failed(job.id, self.worker, reason)
+        for ref in stale:
+            self._strip(ref)
+
+    def _backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter: half of base·2^(n-1) (capped) plus up to as much again."""
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** max(attempts - 1, 0))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    # --- keyboards that must go ---------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        """Remove keyboards that outlived their order or a newer message (after a failed edit or a crash)."""
+        self._next_sweep = time.monotonic() + SWEEP_EVERY
+        try:
+            with self.app.app_context():
+                refs = delivery.stale_buttons(self.bots)
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+            log.warning("looking for stale buttons failed: %s", type(exc).__name__)
+            return
+        now = time.monotonic()
+        self._strip_after = {k: v for k, v in self._strip_after.items() if v > now}
+        due = [r for r in refs if self._strip_after.get(r.row_id, 0.0) <= now]
+        for future in [self.pool.submit(self._strip_safely, ref) for ref in due]:
+            future.result()
+
+    def _strip_safely(self, ref: ButtonRef) -> None:
+        try:
+            self._strip(ref)
+        except Exception:
+            log.exception("removing the keyboard of outbox row %s failed", ref.row_id)
+
+    def _strip(self, ref: ButtonRef) -> None:
+        """editMessageReplyMarkup without a keyboard, and remember that it is gone."""
+        bot, limiter = self.bots.get(ref.bot), self.limiters.get(ref.bot)
+        if bot is None or limiter is None or self.stop.is_set():
+            return  # the sweep after the next start finds it
+        pause = limiter.reserve(None, MAX_INLINE_WAIT)
+        if pause is None:
+            self._strip_after[ref.row_id] = time.monotonic() + limiter.earliest(None)
+            return
+        if pause > 0 and self.stop.wait(pause):
+            return
+        try:
+            bot.edit_message_reply_markup(ref.chat_id, ref.message_id, reply_markup=None, timeout=self.settings.request_timeout)
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            failure = classify(exc)
+            if failure.kind in (NOT_MODIFIED, FINAL):
+                pass  # already without keyboard, or gone: nothing left to remove
+            elif failure.kind == BLOCKED:
+                with self.app.app_context():
+                    delivery.chat_blocked(ref.bot, ref.chat_id, failure.deactivated)
+            else:
+                if failure.kind == RATE_LIMITED:
+                    limiter.pause(failure.retry_after)
+                wait_for = max(failure.retry_after, self._backoff(2))
+                self._strip_after[ref.row_id] = time.monotonic() + wait_for
+                log.warning("removing the keyboard of row %s failed (%s); trying again later", ref.row_id, failure.reason)
+                return
+        with self.app.app_context():
+            delivery.set_has_button(ref.row_id, False)
+
+
+def make_job(engine: Delivery) -> Callable[[], int]:
+    """The callable the scheduler runs."""
+    return engine.tick

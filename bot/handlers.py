@@ -1,0 +1,289 @@
+"""The customer bot's conversation: linking by code, welcome back, the cancel button, block and unblock.
+
+Handlers translate between telebot objects and the service layer. Each runs in its own app context
+and never lets an exception escape: telebot has already advanced the update offset, so a crashed
+update would be gone without a word. It is logged, and the user gets a short apology.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from telebot import TeleBot, util
+from telebot.apihelper import ApiTelegramException
+from telebot.types import BotCommand, CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message, User
+
+from bot import keyboards, texts
+from bot.telegram import describe
+from bot.texts import PARSE_MODE, Texts
+from services import customer_chat, customers, delivery, linking, orders
+from services.delivery import MessageRef
+from services.errors import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+BOT_NAME = "customer"  # OutboxMessage.bot of this bot's messages
+OTHER_CONTENT = [c for c in util.content_type_media if c != "text"]
+
+
+def register_handlers(bot: TeleBot, app: Flask) -> None:
+    """Wire the customer bot's handlers (first match wins, so the order matters)."""
+    bot.register_message_handler(guard(app, on_start), commands=["start"], chat_types=["private"], pass_bot=True)
+    bot.register_message_handler(guard(app, on_help), commands=["help"], chat_types=["private"], pass_bot=True)
+    bot.register_message_handler(guard(app, on_text), content_types=["text"], chat_types=["private"], pass_bot=True)
+    bot.register_message_handler(guard(app, on_other), content_types=OTHER_CONTENT, chat_types=["private"], pass_bot=True)
+    bot.register_callback_query_handler(guard(app, on_button), func=lambda call: True, pass_bot=True)
+    bot.register_my_chat_member_handler(guard(app, on_member), func=lambda update: True, pass_bot=True)
+
+
+def commands() -> dict[str | None, list[BotCommand]]:
+    """The command menu per language (None: the default, Russian)."""
+    return {
+        None: [BotCommand("start", texts.RU.command_start), BotCommand("help", texts.RU.command_help)],
+        "en": [BotCommand("start", texts.EN.command_start), BotCommand("help", texts.EN.command_help)],
+    }
+
+
+# --- the safety net ---------------------------------------------------------------------------------
+
+
+def guard(app: Flask, handler: Callable[[Any, TeleBot], None]) -> Callable[[Any, TeleBot], None]:
+    """Run `handler` in its own app context; on any exception log it and apologise, never re-raise."""
+
+    @functools.wraps(handler)
+    def run(update: Any, bot: TeleBot) -> None:
+        with app.app_context():
+            try:
+                handler(update, bot)
+            except Exception:
+                log.exception("handler %s failed (%s)", handler.__name__, _who(update))
+                _apologise(update, bot)
+
+    return run
+
+
+def _who(update: Any) -> str:
+    user = getattr(update, "from_user", None)
+    return f"user {getattr(user, 'id', '?')}"
+
+
+def _apologise(update: Any, bot: TeleBot) -> None:
+    try:
+        t = texts.for_user(getattr(update, "from_user", None))
+        if isinstance(update, CallbackQuery):
+            bot.answer_callback_query(update.id, t.apology_short, show_alert=True)
+        elif isinstance(update, Message):
+            bot.send_message(update.chat.id, t.apology)
+    except Exception as exc:  # noqa: BLE001 - e.g. the query was answered already, or Telegram is down
+        log.info("could not apologise to %s: %s", _who(update), describe(exc))
+
+
+def _profile(user: User) -> customers.Profile:
+    return customers.Profile(
+        first_name=user.first_name, last_name=user.last_name, username=user.username, language_code=user.language_code
+    )
+
+
+def _reply(bot: TeleBot, message: Message, text: str) -> None:
+    bot.send_message(message.chat.id, text, parse_mode=PARSE_MODE)
+
+
+# --- messages ---------------------------------------------------------------------------------------
+
+
+def on_start(message: Message, bot: TeleBot) -> None:
+    """/start <code> links this user; plain /start welcomes a linked user back or asks for the code."""
+    code = (util.extract_arguments(message.text or "") or "").strip()
+    if code:
+        claim_code(message, bot, code)
+        return
+    _greet(message, bot)
+
+
+def on_help(message: Message, bot: TeleBot) -> None:
+    """/help: what the bot does for this user."""
+    _greet(message, bot, help_only=True)
+
+
+def on_text(message: Message, bot: TeleBot) -> None:
+    """Typed text: a code is claimed (some clients drop the deep-link payload); anything else gets a hint."""
+    text = (message.text or "").strip()
+    if not text.startswith("/") and linking.looks_like_code(text):
+        claim_code(message, bot, text)
+        return
+    _greet(message, bot, help_only=True)
+
+
+def on_other(message: Message, bot: TeleBot) -> None:
+    """Stickers, photos, ...: the bot only understands codes as text."""
+    _reply(bot, message, texts.for_user(message.from_user).send_text)
+
+
+def _greet(message: Message, bot: TeleBot, help_only: bool = False) -> None:
+    t = texts.for_user(message.from_user)
+    greeting = customer_chat.greet(message.from_user.id, message.chat.id, _profile(message.from_user))
+    if not greeting.linked:
+        _reply(bot, message, t.ask_code)
+    elif help_only:
+        _reply(bot, message, t.with_orders(t.linked_help, greeting.orders))
+    else:
+        _reply(bot, message, t.with_orders(t.welcome_back, greeting.orders))
+
+
+def claim_code(message: Message, bot: TeleBot, code: str) -> None:
+    """Claim a one-time code through the same service as POST /enter_key_from_user/, with the wrong-code limit."""
+    t = texts.for_user(message.from_user)
+    user_id = message.from_user.id
+    if linking.too_many_wrong_codes(user_id):
+        _reply(bot, message, t.too_many_codes)
+        return
+    try:
+        linking.claim(code, user_id, message.chat.id, _profile(message.from_user))
+    except NotFound:
+        linking.record_wrong_code(user_id)
+        _reply(bot, message, t.unknown_code)
+        return
+    except Conflict:
+        linking.record_wrong_code(user_id)
+        _reply(bot, message, t.used_code)
+        return
+    log.info("user %s linked with a code", user_id)
+    _reply(bot, message, t.with_orders(t.linked, customer_chat.order_lines(user_id)))
+
+
+def on_member(update: ChatMemberUpdated, bot: TeleBot) -> None:
+    """The user blocked (kicked) or restarted (member) the bot: the backend's subscribe-status follows."""
+    if update.chat.type != "private":
+        return
+    status = update.new_chat_member.status
+    if status == "kicked":
+        changed = customers.mark_blocked(update.from_user.id, True)
+    elif status == "member":
+        changed = customers.mark_blocked(update.from_user.id, False)
+    else:
+        return
+    if changed:
+        log.info("user %s is now %s", update.from_user.id, "blocked" if status == "kicked" else "back")
+
+
+# --- the cancel button ------------------------------------------------------------------------------
+
+
+def on_button(call: CallbackQuery, bot: TeleBot) -> None:
+    """Cancel → confirmation; Yes → cancel requested; No → the Cancel button again. Always answered."""
+    t = texts.for_user(call.from_user)
+    parsed = keyboards.parse(call.data)
+    message = call.message
+    if parsed is None or message is None or not getattr(message, "date", 0):
+        # Not our data, or a message Telegram no longer shows to the bot: change nothing.
+        bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
+        return
+    action, order_pk = parsed
+    ref = delivery.find_message(BOT_NAME, message.chat.id, message.message_id, order_pk)
+    if ref is None or ref.owner != call.from_user.id:
+        log.info("user %s pressed a button that is not theirs (%r)", call.from_user.id, call.data)
+        bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
+        return
+    t = texts.for_language(ref.language or call.from_user.language_code)
+    if action == keyboards.CANCEL:
+        _ask_confirmation(call, bot, t, ref)
+    elif action == keyboards.CONFIRM:
+        _confirm_cancel(call, bot, t, ref)
+    else:
+        _keep_order(call, bot, t, ref)
+
+
+def _ask_confirmation(call: CallbackQuery, bot: TeleBot, t: Texts, ref: MessageRef) -> None:
+    if not ref.order_open:
+        _refuse(call, bot, t, ref)
+        return
+    if not ref.newest_sent:
+        # A stale button on an older message: the live one is under the newest message.
+        bot.answer_callback_query(call.id, t.alert_use_latest, show_alert=True)
+        _drop_keyboard(bot, call.message, ref)
+        return
+    text = t.status_message(ref.order_id, ref.horeca_id, ref.status, ref.text, texts.CONFIRM)
+    _edit(bot, call.message, text, keyboards.confirm(t, ref.order_pk))
+    delivery.set_has_button(ref.row_id, True)
+    bot.answer_callback_query(call.id)
+    _recheck(bot, call.message, ref)
+
+
+def _confirm_cancel(call: CallbackQuery, bot: TeleBot, t: Texts, ref: MessageRef) -> None:
+    outcome = orders.request_cancel(call.from_user.id, ref.order_pk)
+    if outcome.outcome in ("requested", "already_requested"):
+        if outcome.outcome == "requested":
+            log.info("user %s requested cancelling order %s of %s", call.from_user.id, outcome.order_id, outcome.horeca_id)
+        text = t.status_message(ref.order_id, ref.horeca_id, ref.status, ref.text, texts.REQUESTED)
+        _edit(bot, call.message, text, None)
+        delivery.set_has_button(ref.row_id, False)
+        bot.answer_callback_query(call.id, t.toast_cancel_requested)
+        _strip_others(bot, ref)
+    elif outcome.outcome == "not_cancellable":
+        _refuse(call, bot, t, ref)
+    else:
+        bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
+
+
+def _keep_order(call: CallbackQuery, bot: TeleBot, t: Texts, ref: MessageRef) -> None:
+    if not ref.order_open:
+        _refuse(call, bot, t, ref)
+        return
+    button = ref.newest_sent
+    text = t.status_message(ref.order_id, ref.horeca_id, ref.status, ref.text, texts.HINT if button else None)
+    _edit(bot, call.message, text, keyboards.cancel(t, ref.order_pk) if button else None)
+    delivery.set_has_button(ref.row_id, button)
+    bot.answer_callback_query(call.id, t.toast_kept)
+    if button:
+        _recheck(bot, call.message, ref)
+
+
+def _refuse(call: CallbackQuery, bot: TeleBot, t: Texts, ref: MessageRef) -> None:
+    """Too late: say so in an alert and take the keyboard away."""
+    bot.answer_callback_query(call.id, t.alert_already_requested if ref.cancel_requested else t.alert_too_late, show_alert=True)
+    _drop_keyboard(bot, call.message, ref)
+
+
+def _drop_keyboard(bot: TeleBot, message: Message, ref: MessageRef) -> None:
+    if message.reply_markup is not None:
+        try:
+            bot.edit_message_reply_markup(message.chat.id, message.message_id, reply_markup=None)
+        except ApiTelegramException as exc:
+            if "message is not modified" not in str(exc.description):
+                raise
+    delivery.set_has_button(ref.row_id, False)
+
+
+def _strip_others(bot: TeleBot, ref: MessageRef) -> None:
+    """After a cancel request no message of the order keeps a keyboard."""
+    for other in delivery.stale_buttons_of(ref.order_pk):
+        try:
+            bot.edit_message_reply_markup(other.chat_id, other.message_id, reply_markup=None)
+        except ApiTelegramException as exc:
+            log.info("could not remove the keyboard of row %s: %s", other.row_id, describe(exc))
+            continue  # the delivery job's sweep tries again
+        delivery.set_has_button(other.row_id, False)
+
+
+def _recheck(bot: TeleBot, message: Message, ref: MessageRef) -> None:
+    """We just put a keyboard back: if the order closed or a newer message went out meanwhile, take it away."""
+    now = delivery.find_message(BOT_NAME, message.chat.id, message.message_id, ref.order_pk)
+    if now is not None and (not now.order_open or not now.newest_sent):
+        try:
+            bot.edit_message_reply_markup(message.chat.id, message.message_id, reply_markup=None)
+        except ApiTelegramException as exc:
+            if "message is not modified" not in str(exc.description):
+                raise
+        delivery.set_has_button(ref.row_id, False)
+
+
+def _edit(bot: TeleBot, message: Message, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    try:
+        bot.edit_message_text(text, message.chat.id, message.message_id, parse_mode=PARSE_MODE, reply_markup=markup)
+    except ApiTelegramException as exc:
+        if "message is not modified" not in str(exc.description):
+            raise

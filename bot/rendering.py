@@ -1,0 +1,76 @@
+"""Outbox rows to Telegram messages: one renderer per (bot, kind), looked up by the delivery job.
+
+The staff bot adds its own with `register("horeca", "staff_notice", render_notice)` at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telebot.types import InlineKeyboardMarkup
+
+from bot import keyboards, texts
+from services.delivery import Job
+from services.orders import CANCELLABLE_STATUSES
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What to send for one outbox row."""
+
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+    supersedes: bool = False  # once sent, older messages of the same order lose their buttons
+
+    @property
+    def has_button(self) -> bool:
+        return self.markup is not None
+
+
+class NoRenderer(LookupError):
+    """No renderer is registered for a (bot, kind): the row waits (and is retried) until one is deployed."""
+
+
+Renderer = Callable[[Job], Rendered]
+_renderers: dict[tuple[str, str], Renderer] = {}
+
+
+def register(bot: str, kind: str, renderer: Renderer) -> None:
+    """Make `renderer` the one for rows of `bot` with `kind`."""
+    _renderers[(bot, kind)] = renderer
+
+
+def render(job: Job) -> Rendered:
+    """The message for a claimed row; NoRenderer when its (bot, kind) is unknown."""
+    renderer = _renderers.get((job.bot, job.kind))
+    if renderer is None:
+        raise NoRenderer(f"no renderer for bot {job.bot!r} kind {job.kind!r}")
+    return renderer(job)
+
+
+def render_status(job: Job) -> Rendered:
+    """A status update: a new message; the newest one of a cancellable order carries the Cancel button."""
+    t = texts.for_language(job.language)
+    button = job.order_open and job.newest and job.status in CANCELLABLE_STATUSES and job.order_pk is not None
+    text = t.status_message(job.order_id or "?", job.horeca_id or "?", job.status, job.text, texts.HINT if button else None)
+    markup = keyboards.cancel(t, job.order_pk) if button and job.order_pk is not None else None
+    return Rendered(text, markup, supersedes=True)
+
+
+def render_customer_message(job: Job) -> Rendered:
+    """A message the cafe's staff wrote to the customer (payload: horeca name and language)."""
+    try:
+        payload = json.loads(job.payload or "{}")
+    except ValueError:
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    t = texts.for_language(job.language or payload.get("lang"))
+    horeca = payload.get("horeca") or payload.get("horeca_id")
+    return Rendered(t.staff_message(str(horeca) if horeca else None, job.text or ""))
+
+
+register("customer", "status", render_status)
+register("customer", "message", render_customer_message)

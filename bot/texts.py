@@ -1,0 +1,198 @@
+"""Every word the customer bot says, in Russian and English (HTML parse mode: dynamic values are escaped here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+
+from services.customer_chat import OrderLine
+
+PARSE_MODE = "HTML"
+
+# The footer under a status message: the cancel hint, the confirmation question, or the cancel request.
+HINT = "hint"
+CONFIRM = "confirm"
+REQUESTED = "requested"
+
+
+@dataclass(frozen=True)
+class Texts:
+    """The catalog of one language."""
+
+    lang: str
+    statuses: dict[str, str] = field(repr=False)
+    order_title: str  # {order_id} {horeca_id}
+    cancel_hint: str
+    confirm_question: str  # {order_id}
+    cancel_requested_note: str
+    linked: str
+    welcome_back: str
+    ask_code: str
+    unknown_code: str
+    used_code: str
+    too_many_codes: str
+    linked_help: str
+    send_text: str
+    active_orders: str
+    order_line: str  # {order_id} {horeca_id} {status}
+    order_line_cancel_requested: str
+    no_active_orders: str
+    button_cancel: str
+    button_yes: str
+    button_no: str
+    toast_cancel_requested: str
+    toast_kept: str
+    alert_too_late: str
+    alert_already_requested: str
+    alert_use_latest: str
+    alert_invalid: str
+    apology: str
+    apology_short: str
+    command_start: str
+    command_help: str
+    message_from: str  # {horeca}
+
+    def status(self, status: str | None) -> str:
+        """A status as a person reads it (unknown ones as sent, escaped)."""
+        return self.statuses.get(status or "", escape(status or ""))
+
+    def status_message(
+        self, order_id: str, horeca_id: str, status: str | None, note: str | None = None, footer: str | None = None
+    ) -> str:
+        """The message of one status update: title, status, the backend's text, and an optional footer."""
+        parts = [self.order_title.format(order_id=escape(order_id), horeca_id=escape(horeca_id)), self.status(status)]
+        if note:
+            parts.append(escape(note))
+        text = "\n".join(parts)
+        if footer == HINT:
+            text += "\n\n" + self.cancel_hint
+        elif footer == CONFIRM:
+            text += "\n\n" + self.confirm_question.format(order_id=escape(order_id))
+        elif footer == REQUESTED:
+            text += "\n\n" + self.cancel_requested_note
+        return text
+
+    def orders_summary(self, lines: list[OrderLine]) -> str:
+        """The user's active orders, one line each; empty when there are none."""
+        if not lines:
+            return ""
+        rows = [self.active_orders]
+        for line in lines:
+            row = self.order_line.format(
+                order_id=escape(line.order_id), horeca_id=escape(line.horeca_id), status=self.status(line.status)
+            )
+            if line.cancel_requested:
+                row += self.order_line_cancel_requested
+            rows.append(row)
+        return "\n".join(rows)
+
+    def with_orders(self, head: str, lines: list[OrderLine]) -> str:
+        """`head`, then the active orders if any."""
+        summary = self.orders_summary(lines)
+        return f"{head}\n\n{summary}" if summary else head
+
+    def staff_message(self, horeca: str | None, text: str) -> str:
+        """A message the cafe's staff wrote to the customer."""
+        body = escape(text)
+        return f"{self.message_from.format(horeca=escape(horeca))}\n{body}" if horeca else body
+
+
+RU = Texts(
+    lang="ru",
+    statuses={
+        "created": "🧾 Заказ оформлен",
+        "accepted": "✅ Заведение приняло заказ",
+        "preparing": "👨‍🍳 Заказ готовится",
+        "ready": "🔔 Заказ готов, можно забирать!",
+        "completed": "🙏 Заказ выдан. Спасибо!",
+        "cancelled": "❌ Заказ отменён",
+        "rejected": "⛔ Заведение не смогло принять заказ",
+    },
+    order_title="<b>Заказ {order_id}</b> · {horeca_id}",
+    cancel_hint="<i>Отменить заказ можно, пока он не готов.</i>",
+    confirm_question="<b>Отменить заказ {order_id}?</b>",
+    cancel_requested_note="🕓 <b>Запрос на отмену отправлен.</b> Заведение подтвердит отмену.",
+    linked="✅ Готово! Обновления ваших заказов будут приходить сюда.",
+    welcome_back="👋 С возвращением! Обновления ваших заказов будут приходить сюда.",
+    ask_code="👋 Здравствуйте! Чтобы следить за заказом, отправьте сюда код с сайта.",
+    unknown_code="❌ Такой код не найден или он устарел. Получите новый код на сайте и отправьте его сюда.",
+    used_code="❌ Этот код уже использован. Получите новый код на сайте и отправьте его сюда.",
+    too_many_codes="⏳ Слишком много неверных кодов. Попробуйте ещё раз через 15 минут.",
+    linked_help="Обновления заказов приходят сюда сами. Чтобы подключить другой заказ, отправьте его код с сайта.",
+    send_text="Отправьте, пожалуйста, код с сайта обычным текстом.",
+    active_orders="Ваши активные заказы:",
+    order_line="• <b>{order_id}</b> · {horeca_id}: {status}",
+    order_line_cancel_requested=" (запрошена отмена)",
+    no_active_orders="Активных заказов нет.",
+    button_cancel="Отменить заказ",
+    button_yes="Да, отменить",
+    button_no="Нет",
+    toast_cancel_requested="Запрос на отмену отправлен",
+    toast_kept="Заказ остаётся в силе",
+    alert_too_late="Этот заказ уже нельзя отменить.",
+    alert_already_requested="Отмена этого заказа уже запрошена.",
+    alert_use_latest="Нажмите «Отменить заказ» под последним сообщением об этом заказе.",
+    alert_invalid="Эта кнопка больше не действует.",
+    apology="😔 Извините, что-то пошло не так. Попробуйте ещё раз через минуту.",
+    apology_short="Извините, что-то пошло не так. Попробуйте ещё раз.",
+    command_start="Начать и подключить заказ",
+    command_help="Как это работает",
+    message_from="💬 <b>{horeca}</b>:",
+)
+
+EN = Texts(
+    lang="en",
+    statuses={
+        "created": "🧾 Order placed",
+        "accepted": "✅ The cafe accepted your order",
+        "preparing": "👨‍🍳 Your order is being prepared",
+        "ready": "🔔 Your order is ready to pick up!",
+        "completed": "🙏 Order completed. Thank you!",
+        "cancelled": "❌ Order cancelled",
+        "rejected": "⛔ The cafe could not accept your order",
+    },
+    order_title="<b>Order {order_id}</b> · {horeca_id}",
+    cancel_hint="<i>You can cancel the order until it is ready.</i>",
+    confirm_question="<b>Cancel order {order_id}?</b>",
+    cancel_requested_note="🕓 <b>Cancellation requested.</b> The cafe will confirm it.",
+    linked="✅ Done! Updates on your orders will arrive here.",
+    welcome_back="👋 Welcome back! Updates on your orders will arrive here.",
+    ask_code="👋 Hi! To follow your order, send me the code from the website.",
+    unknown_code="❌ This code is unknown or has expired. Get a new code on the website and send it here.",
+    used_code="❌ This code has already been used. Get a new code on the website and send it here.",
+    too_many_codes="⏳ Too many wrong codes. Please try again in 15 minutes.",
+    linked_help="Order updates arrive here by themselves. To follow another order, send its code from the website.",
+    send_text="Please send the code from the website as plain text.",
+    active_orders="Your active orders:",
+    order_line="• <b>{order_id}</b> · {horeca_id}: {status}",
+    order_line_cancel_requested=" (cancellation requested)",
+    no_active_orders="You have no active orders.",
+    button_cancel="Cancel order",
+    button_yes="Yes, cancel",
+    button_no="No",
+    toast_cancel_requested="Cancellation requested",
+    toast_kept="Your order stays active",
+    alert_too_late="This order can no longer be cancelled.",
+    alert_already_requested="Cancellation of this order has already been requested.",
+    alert_use_latest="Please use the Cancel button under the latest message about this order.",
+    alert_invalid="This button is no longer valid.",
+    apology="😔 Sorry, something went wrong. Please try again in a minute.",
+    apology_short="Sorry, something went wrong. Please try again.",
+    command_start="Start and follow an order",
+    command_help="How it works",
+    message_from="💬 <b>{horeca}</b>:",
+)
+
+CATALOGS = {"ru": RU, "en": EN}
+
+
+def for_language(language_code: str | None) -> Texts:
+    """English for an `en*` language code, Russian otherwise (and when Telegram does not say)."""
+    if language_code and language_code.strip().lower().startswith("en"):
+        return EN
+    return RU
+
+
+def for_user(user: object | None) -> Texts:
+    """The catalog for a telebot `User` (anything with `language_code`)."""
+    return for_language(getattr(user, "language_code", None))

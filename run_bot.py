@@ -1,0 +1,261 @@
+"""The bot process: `python run_bot.py`.
+
+Long-polls Telegram for each configured bot (handlers run in the polling thread, one update at a
+time) and runs a BackgroundScheduler whose jobs deliver the outbox (and, if BACKEND_WEBHOOK_URL is set,
+the backend's webhook events). SIGTERM or SIGINT stops it cleanly within 10 seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+
+from flask import Flask
+from telebot import TeleBot
+from telebot.apihelper import ApiTelegramException
+from telebot.types import BotCommand
+
+from bot.telegram import describe, install_redaction, register_secret
+from config import Config, ConfigError
+
+log = logging.getLogger("run_bot")
+
+SHUTDOWN_GRACE = 9.0  # seconds after SIGTERM before the process exits no matter what
+POLLER_CLOSE_WAIT = 4.0  # seconds to wait for the update being handled
+
+
+@dataclass(frozen=True)
+class BotSpec:
+    """A bot this process can run: its name in the outbox (`OutboxMessage.bot`), settings and wiring."""
+
+    name: str
+    token_setting: str  # the Config attribute holding the token
+    username_setting: str  # the Config attribute holding the username the API's deep links use
+    register: Callable[[TeleBot, Flask], None]
+    commands: Callable[[], dict[str | None, list[BotCommand]]]
+    required: bool = False  # refuse to start without its token
+
+
+def bot_specs() -> list[BotSpec]:
+    """Every bot of the product; an optional one whose token is not set is skipped."""
+    from bot import handlers
+
+    return [
+        BotSpec("customer", "TELEGRAM_BOT_TOKEN", "BOT_USERNAME", handlers.register_handlers, handlers.commands, required=True),
+        # The staff bot adds itself here: BotSpec("horeca", "HORECA_BOT_TOKEN", "HORECA_BOT_USERNAME", ...).
+    ]
+
+
+@dataclass
+class RunningBot:
+    spec: BotSpec
+    bot: TeleBot
+    username: str
+
+
+def main() -> int:
+    """Start, run until SIGTERM/SIGINT, stop cleanly; the exit code says how it went."""
+    install_redaction()
+    try:
+        config = Config()
+    except ConfigError as exc:
+        print(f"run_bot.py: {exc}", file=sys.stderr)
+        return 2
+    specs = bot_specs()
+    for spec in specs:
+        register_secret(getattr(config, spec.token_setting, ""))
+    for spec in specs:
+        if spec.required and not getattr(config, spec.token_setting, ""):
+            print(
+                f"run_bot.py: {spec.token_setting} is not set: set it to the token @BotFather gave the bot "
+                "(or run `make run` for a local sandbox with an emulated Telegram)",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        return run(config, specs)
+    except ConfigError as exc:
+        print(f"run_bot.py: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(config: Config, specs: list[BotSpec]) -> int:
+    """Build the app and the bots, start polling and the scheduler, wait for a signal."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.delivery import Delivery
+    from bot.polling import Poller
+    from bot.settings import BotSettings
+    from bot.telegram import build_bot, configure_api
+    from services import heartbeat
+    from webapp import create_app
+
+    app = create_app(config, web=False)
+    settings = BotSettings.from_config(app.config)
+    if app.config.get("BACKEND_WEBHOOK_URL"):
+        _check_webhook_config(app)
+    configure_api(config.TELEGRAM_API_URL, settings.request_timeout)
+    _quiet_libraries(config.LOG_LEVEL)
+
+    stop = threading.Event()
+    exit_code = [0]
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def on_fatal(name: str) -> None:
+        exit_code[0] = 1
+        stop.set()
+
+    running: list[RunningBot] = []
+    for spec in specs:
+        token = getattr(config, spec.token_setting, "")
+        if not token:
+            log.info("%s is not set: the %s bot is not started", spec.token_setting, spec.name)
+            continue
+        bot = build_bot(token)
+        username = _identify(bot, spec, stop)
+        if username is None:
+            return 0 if stop.is_set() and not exit_code[0] else 1
+        expected = (getattr(config, spec.username_setting, "") or "").lstrip("@")
+        if expected and expected.lower() != username.lower():
+            log.warning("%s=%s but Telegram says this bot is @%s: the API's deep links point to another bot",
+                        spec.username_setting, expected, username)
+        spec.register(bot, app)
+        _prepare(bot, spec)
+        with app.app_context():
+            heartbeat.beat(spec.name, username, started=True)
+        running.append(RunningBot(spec, bot, username))
+        log.info("bot %s (@%s) ready", spec.name, username)
+
+    engine = Delivery(app, {r.spec.name: r.bot for r in running}, settings, stop, {r.spec.name: r.username for r in running})
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(
+        engine.tick, "interval", seconds=settings.delivery_interval, id="delivery", name="outbox delivery",
+        max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC),
+    )
+    _add_webhook_job(scheduler, app, settings.delivery_interval)
+    scheduler.start()
+
+    pollers = []
+    for r in running:
+        poller = Poller(r.spec.name, r.bot, stop, settings.poll_timeout, on_ok=_beater(app, r), on_fatal=on_fatal)
+        poller.start()
+        pollers.append(poller)
+    log.info("bot process running (pid %d): %s; delivery every %.2g s", os.getpid(),
+             ", ".join(f"{r.spec.name} @{r.username}" for r in running), settings.delivery_interval)
+
+    while not stop.wait(0.5):  # a timed wait keeps the main thread ready for signals
+        pass
+    _shutdown(pollers, scheduler, engine)
+    return exit_code[0]
+
+
+def _identify(bot: TeleBot, spec: BotSpec, stop: threading.Event) -> str | None:
+    """getMe until Telegram answers: the bot's username, or None (token refused, or asked to stop)."""
+    wait = 1.0
+    while not stop.is_set():
+        try:
+            return bot.get_me().username
+        except ApiTelegramException as exc:
+            if exc.error_code in (401, 404):
+                log.critical("Telegram refuses %s (%s): check the token", spec.token_setting, describe(exc))
+                return None
+            log.warning("getMe for the %s bot failed: %s; retrying in %.0f s", spec.name, describe(exc), wait)
+        except Exception as exc:  # noqa: BLE001 - Telegram unreachable: keep trying until told to stop
+            log.warning("Telegram is unreachable for the %s bot: %s; retrying in %.0f s", spec.name, describe(exc), wait)
+        stop.wait(wait)
+        wait = min(wait * 2, 30.0)
+    return None
+
+
+def _prepare(bot: TeleBot, spec: BotSpec) -> None:
+    """Long polling needs no webhook; the command menu is set for each language."""
+    bot.delete_webhook(drop_pending_updates=False)
+    for language, commands in spec.commands().items():
+        try:
+            bot.set_my_commands(commands, language_code=language)
+        except Exception as exc:  # noqa: BLE001 - a missing menu is cosmetic
+            log.warning("setMyCommands (%s) failed for the %s bot: %s", language or "default", spec.name, describe(exc))
+
+
+def _beater(app: Flask, running: RunningBot) -> Callable[[], None]:
+    from services import heartbeat
+
+    def beat() -> None:
+        with app.app_context():
+            heartbeat.beat(running.spec.name, running.username, get_updates_ok=True)
+
+    return beat
+
+
+def _check_webhook_config(app: Flask) -> None:
+    try:
+        from services import webhooks
+    except ImportError:
+        return
+    webhooks.check_config(app.config)
+
+
+def _add_webhook_job(scheduler: object, app: Flask, interval: float) -> None:
+    """If BACKEND_WEBHOOK_URL is set, deliver the backend's webhook events from this process too."""
+    if not app.config.get("BACKEND_WEBHOOK_URL"):
+        return
+    try:
+        from services import webhooks
+    except ImportError:
+        log.warning("BACKEND_WEBHOOK_URL is set but services/webhooks.py is missing: webhook events stay queued")
+        return
+    scheduler.add_job(  # type: ignore[attr-defined]
+        webhooks.deliver_due, "interval", args=[app], seconds=max(interval, 1.0), id="webhooks", name="webhook delivery",
+        max_instances=1, coalesce=True, misfire_grace_time=None,
+    )
+
+
+class _SkipBusyRuns(logging.Filter):
+    """The delivery tick runs as long as rows are due; the scheduler's "skipped: already running" is expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+def _quiet_libraries(level: str) -> None:
+    scheduler_log = logging.getLogger("apscheduler")
+    if level != "DEBUG":
+        scheduler_log.setLevel(logging.WARNING)  # not a line per run of a job that runs every second
+    logging.getLogger("apscheduler.scheduler").addFilter(_SkipBusyRuns())
+
+
+def _shutdown(pollers: list, scheduler: object, engine: object) -> None:
+    """Stop polling after the update in hand, let the delivery tick finish its sends, exit."""
+    timer = threading.Timer(SHUTDOWN_GRACE, _give_up)
+    timer.daemon = True
+    timer.start()
+    for poller in pollers:
+        poller.close(POLLER_CLOSE_WAIT)
+    scheduler.shutdown(wait=True)  # type: ignore[attr-defined]
+    engine.close()  # type: ignore[attr-defined]
+    timer.cancel()
+    log.info("stopped")
+
+
+def _give_up() -> None:
+    log.error("shutdown took longer than %.0f s: exiting now (claimed messages are taken over later)", SHUTDOWN_GRACE)
+    logging.shutdown()
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

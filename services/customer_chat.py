@@ -1,0 +1,57 @@
+"""What the customer bot needs to know about the person it is talking to: linked or not, and their active orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models import db
+from services import customers, orders
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One active order, as the bot lists it."""
+
+    order_id: str
+    horeca_id: str
+    status: str
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class Greeting:
+    linked: bool
+    orders: list[OrderLine]
+
+
+def _lines(telegram_user_id: int) -> list[OrderLine]:
+    return [
+        OrderLine(o.order_id, o.horeca_id, o.status, o.cancel_requested_at is not None)
+        for o in orders.active_orders(telegram_user_id)
+    ]
+
+
+def greet(telegram_user_id: int, chat_id: int, profile: customers.Profile | None = None) -> Greeting:
+    """The user talks to the bot: refresh their profile, take them back if they had blocked it. Own transaction."""
+    try:
+        customer = customers.find(telegram_user_id)
+        if customer is None or customer.linked_at is None:
+            db.session.rollback()
+            return Greeting(linked=False, orders=[])
+        customers.get_or_create(telegram_user_id, chat_id, profile)
+        if customer.is_blocked:
+            customers.set_blocked(customer, False)  # writing to the bot means they are back
+        lines = _lines(telegram_user_id)
+        db.session.commit()
+        return Greeting(linked=True, orders=lines)
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def order_lines(telegram_user_id: int) -> list[OrderLine]:
+    """The user's active orders, oldest first; read-only."""
+    try:
+        return _lines(telegram_user_id)
+    finally:
+        db.session.rollback()

@@ -1,0 +1,372 @@
+"""The outbox seen from the bot process: claim due messages, record what Telegram answered, track live buttons.
+
+A message goes pending → sending (claimed, committed before Telegram is called) → sent | failed | blocked,
+or back to pending with a later `next_attempt_at`. Messages of one order (or, without an order, of one
+chat of one bot) are claimed one at a time, oldest first: a row is not due while an older one of the same
+order is pending or sending. A `sending` claim older than the claim timeout belongs to a process that
+died and is taken over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import aliased
+
+from models import Customer, Order, OutboxMessage, db, utcnow
+from services import customers
+from services.orders import CANCELLABLE_STATUSES
+
+ACTIVE_STATES = ("pending", "sending")
+MAX_ERROR_CHARS = 500
+BLOCKED_ERROR = "the user has blocked the bot"
+DEACTIVATED_ERROR = "the user's account is deactivated"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed message with what rendering it needs."""
+
+    id: int
+    bot: str
+    kind: str
+    chat_id: int
+    order_pk: int | None
+    status: str | None
+    text: str | None
+    payload: str | None
+    attempts: int
+    first_attempt_at: datetime
+    language: str | None = None  # the customer's Telegram language_code
+    order_id: str | None = None
+    horeca_id: str | None = None
+    order_open: bool = False  # the order can still be cancelled and no cancel was requested
+    newest: bool = True  # no newer status update of the same order exists
+
+
+@dataclass(frozen=True)
+class ButtonRef:
+    """A sent message whose inline keyboard should go."""
+
+    row_id: int
+    bot: str
+    chat_id: int
+    message_id: int
+    order_pk: int | None
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """A status message the bot sent, as a button press sees it."""
+
+    row_id: int
+    order_pk: int
+    owner: int  # the Telegram user who owns the order
+    status: str | None
+    text: str | None
+    has_button: bool
+    order_id: str
+    horeca_id: str
+    order_open: bool
+    cancel_requested: bool
+    newest_sent: bool  # no newer status message of the order has been sent
+    language: str | None
+
+
+def _clip(error: str) -> str:
+    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _open(order: Order | None) -> bool:
+    return bool(order and order.cancellable and order.cancel_requested_at is None and order.status in CANCELLABLE_STATUSES)
+
+
+def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float) -> list[Job]:
+    """Claim up to `limit` due messages of these bots for `worker`; marks them sending and commits."""
+    try:
+        return _claim_due(worker, tuple(bots), limit, claim_timeout)
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _claim_due(worker: str, bots: tuple[str, ...], limit: int, claim_timeout: float) -> list[Job]:
+    now = utcnow()
+    stale = now - timedelta(seconds=claim_timeout)
+    o = OutboxMessage
+    p = aliased(OutboxMessage)
+    older_in_order = select(p.id).where(p.order_pk == o.order_pk, p.id < o.id, p.state.in_(ACTIVE_STATES)).exists()
+    older_in_chat = (
+        select(p.id)
+        .where(p.order_pk.is_(None), p.bot == o.bot, p.chat_id == o.chat_id, p.id < o.id, p.state.in_(ACTIVE_STATES))
+        .exists()
+    )
+    stmt = (
+        select(o)
+        .where(
+            o.bot.in_(bots),
+            or_(and_(o.state == "pending", o.next_attempt_at <= now), and_(o.state == "sending", o.claimed_at < stale)),
+            or_(and_(o.order_pk.is_not(None), ~older_in_order), and_(o.order_pk.is_(None), ~older_in_chat)),
+        )
+        .order_by(o.id)
+        .limit(limit)
+        # PostgreSQL: rows another process is claiming right now are skipped, never sent twice.
+        # SQLite: the transaction began with BEGIN IMMEDIATE, which serializes claims.
+        .with_for_update(skip_locked=True, of=o)
+    )
+    rows = list(db.session.scalars(stmt))
+    if not rows:
+        db.session.rollback()
+        return []
+
+    order_pks = {r.order_pk for r in rows if r.order_pk is not None}
+    orders = {x.id: x for x in db.session.scalars(select(Order).where(Order.id.in_(order_pks)))} if order_pks else {}
+    newest = (
+        dict(
+            db.session.execute(
+                select(o.order_pk, func.max(o.id)).where(o.order_pk.in_(order_pks), o.kind == "status").group_by(o.order_pk)
+            ).all()
+        )
+        if order_pks
+        else {}
+    )
+    customer_chats = {r.chat_id for r in rows if r.bot == "customer"}
+    people = (
+        {c.telegram_user_id: c for c in db.session.scalars(select(Customer).where(Customer.telegram_user_id.in_(customer_chats)))}
+        if customer_chats
+        else {}
+    )
+
+    jobs: list[Job] = []
+    for row in rows:
+        person = people.get(row.chat_id) if row.bot == "customer" else None
+        if person is not None and person.is_blocked:
+            # Blocked users get nothing until they come back; the row says so.
+            row.state = "blocked"
+            row.last_error = DEACTIVATED_ERROR if person.is_deactivated else BLOCKED_ERROR
+            row.claimed_at = None
+            row.claimed_by = None
+            continue
+        row.state = "sending"
+        row.claimed_at = now
+        row.claimed_by = worker
+        row.attempts = (row.attempts or 0) + 1
+        if row.first_attempt_at is None:
+            row.first_attempt_at = now
+        order = orders.get(row.order_pk) if row.order_pk is not None else None
+        jobs.append(
+            Job(
+                id=row.id, bot=row.bot, kind=row.kind, chat_id=row.chat_id, order_pk=row.order_pk, status=row.status,
+                text=row.text, payload=row.payload, attempts=row.attempts, first_attempt_at=row.first_attempt_at,
+                language=person.language_code if person is not None else None,
+                order_id=order.order_id if order else None, horeca_id=order.horeca_id if order else None,
+                order_open=_open(order), newest=newest.get(row.order_pk, row.id) <= row.id,
+            )
+        )
+    db.session.commit()
+    return jobs
+
+
+def _claimed(row_id: int, worker: str) -> OutboxMessage | None:
+    row = db.session.get(OutboxMessage, row_id, with_for_update=True)
+    if row is None or row.state != "sending" or row.claimed_by != worker:
+        return None  # taken over by another process after our claim went stale: theirs now
+    return row
+
+
+def record_sent(row_id: int, message_id: int, has_button: bool, supersedes: bool) -> list[ButtonRef]:
+    """Telegram accepted the message; returns older messages of its order whose button must go now."""
+    try:
+        row = db.session.get(OutboxMessage, row_id, with_for_update=True)
+        if row is not None and row.state != "sent":
+            row.state = "sent"
+            row.sent_at = utcnow()
+            row.telegram_message_id = message_id
+            row.has_button = has_button
+            row.last_error = None
+        refs: list[ButtonRef] = []
+        if row is not None and supersedes and row.order_pk is not None:
+            refs = _stale_buttons([row.order_pk], None)
+        db.session.commit()
+        return refs
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def record_retry(row_id: int, worker: str, error: str, delay: float) -> None:
+    """The attempt failed for a reason that may pass: try again after `delay` seconds."""
+    try:
+        row = _claimed(row_id, worker)
+        if row is not None:
+            row.state = "pending"
+            row.next_attempt_at = utcnow() + timedelta(seconds=max(delay, 0.0))
+            row.last_error = _clip(error)
+            row.claimed_at = None
+            row.claimed_by = None
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def record_failed(row_id: int, worker: str, error: str) -> list[ButtonRef]:
+    """The message can never be delivered; returns buttons of its order that must go if the order closed."""
+    try:
+        row = _claimed(row_id, worker)
+        refs: list[ButtonRef] = []
+        if row is not None:
+            row.state = "failed"
+            row.last_error = _clip(error)
+            row.claimed_at = None
+            row.claimed_by = None
+            if row.order_pk is not None:
+                refs = _stale_buttons([row.order_pk], None)
+        db.session.commit()
+        return refs
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def record_blocked(row_id: int, worker: str, bot: str, chat_id: int, deactivated: bool = False) -> None:
+    """Telegram said 403: this message, and every pending one to the chat, is blocked; the customer too."""
+    try:
+        error = DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR
+        row = _claimed(row_id, worker)
+        if row is not None:
+            row.state = "blocked"
+            row.last_error = error
+            row.claimed_at = None
+            row.claimed_by = None
+        _block_chat(bot, chat_id, error, deactivated)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _block_chat(bot: str, chat_id: int, error: str, deactivated: bool) -> None:
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.bot == bot, OutboxMessage.chat_id == chat_id, OutboxMessage.state == "pending")
+        .values(state="blocked", last_error=error)
+    )
+    if bot == "customer":
+        customer = customers.find(chat_id)  # a private chat's id is the user's id
+        if customer is not None:
+            customers.set_blocked(customer, True, deactivated)
+
+
+def chat_blocked(bot: str, chat_id: int, deactivated: bool = False) -> None:
+    """A 403 outside of sending (an edit): mark the chat blocked. Own transaction."""
+    try:
+        _block_chat(bot, chat_id, DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR, deactivated)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def release(row_ids: Iterable[int], worker: str, delay: float = 0.0) -> None:
+    """Give claimed messages back unsent (shutting down, or their chat must wait): no attempt is counted."""
+    ids = list(row_ids)
+    if not ids:
+        return
+    try:
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "sending", OutboxMessage.claimed_by == worker)
+            .values(
+                state="pending", claimed_at=None, claimed_by=None, attempts=OutboxMessage.attempts - 1,
+                next_attempt_at=utcnow() + timedelta(seconds=max(delay, 0.0)),
+            )
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _stale_buttons(order_pks: list[int] | None, bots: tuple[str, ...] | None, limit: int | None = None) -> list[ButtonRef]:
+    """Sent messages that still carry a keyboard although their order closed or a newer status was sent."""
+    o = OutboxMessage
+    n = aliased(OutboxMessage)
+    newer_sent = (
+        select(n.id)
+        .where(n.order_pk == o.order_pk, n.kind == "status", n.id > o.id, n.state == "sent", n.telegram_message_id.is_not(None))
+        .exists()
+    )
+    stmt = (
+        select(o.id, o.bot, o.chat_id, o.telegram_message_id, o.order_pk)
+        .join(Order, Order.id == o.order_pk)
+        .where(
+            o.has_button == True,  # noqa: E712 (the partial index ix_outbox_has_button matches this form)
+            o.telegram_message_id.is_not(None),
+            or_(Order.cancellable == False, Order.cancel_requested_at.is_not(None), newer_sent),  # noqa: E712
+        )
+        .order_by(o.id)
+    )
+    if order_pks is not None:
+        stmt = stmt.where(o.order_pk.in_(order_pks))
+    if bots is not None:
+        stmt = stmt.where(o.bot.in_(bots))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [ButtonRef(r.id, r.bot, r.chat_id, r.telegram_message_id, r.order_pk) for r in db.session.execute(stmt)]
+
+
+def stale_buttons(bots: Iterable[str], limit: int = 200) -> list[ButtonRef]:
+    """Every message (of these bots) whose keyboard should be gone; read-only."""
+    refs = _stale_buttons(None, tuple(bots), limit)
+    db.session.rollback()
+    return refs
+
+
+def stale_buttons_of(order_pk: int) -> list[ButtonRef]:
+    """The messages of one order whose keyboard should be gone; read-only."""
+    refs = _stale_buttons([order_pk], None)
+    db.session.rollback()
+    return refs
+
+
+def set_has_button(row_id: int, has_button: bool) -> None:
+    """Remember whether the message now carries a keyboard. Own transaction."""
+    try:
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(has_button=has_button))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def find_message(bot: str, chat_id: int, message_id: int, order_pk: int) -> MessageRef | None:
+    """The status message `message_id` in `chat_id` if it belongs to order `order_pk`; read-only."""
+    o = OutboxMessage
+    try:
+        row = db.session.scalar(
+            select(o).where(
+                o.order_pk == order_pk, o.bot == bot, o.chat_id == chat_id, o.telegram_message_id == message_id,
+                o.kind == "status",
+            )
+        )
+        order = db.session.get(Order, order_pk) if row is not None else None
+        if row is None or order is None:
+            return None
+        newer = db.session.scalar(
+            select(func.count()).select_from(o).where(
+                o.order_pk == order_pk, o.kind == "status", o.id > row.id, o.state == "sent", o.telegram_message_id.is_not(None)
+            )
+        )
+        customer = db.session.get(Customer, order.customer_id)
+        return MessageRef(
+            row_id=row.id, order_pk=order.id, owner=order.telegram_user_id, status=row.status, text=row.text,
+            has_button=row.has_button, order_id=order.order_id, horeca_id=order.horeca_id, order_open=_open(order),
+            cancel_requested=order.cancel_requested_at is not None, newest_sent=not newer,
+            language=customer.language_code if customer else None,
+        )
+    finally:
+        db.session.rollback()
