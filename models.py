@@ -9,7 +9,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -148,6 +148,8 @@ class OutboxMessage(db.Model):
         Index("ix_outbox_due", "state", "next_attempt_at"),
         Index("ix_outbox_order", "order_pk", "id"),
         Index("ix_outbox_chat", "bot", "chat_id", "id"),
+        # The few sent messages that still carry a keyboard (the delivery job's sweep reads only these).
+        Index("ix_outbox_has_button", "order_pk", sqlite_where=text("has_button = 1"), postgresql_where=text("has_button")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
