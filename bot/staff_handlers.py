@@ -473,14 +473,26 @@ def register_staff_handlers(bot: TeleBot, app: Flask) -> None:
     bot.register_callback_query_handler(guarded(app, on_callback), func=lambda c: True, pass_bot=True)
 
 
-def set_commands(bot: TeleBot) -> None:
-    """The command menu in both languages (best effort: the bot works without it)."""
-    for catalog, language in ((staff_texts.EN, None), (staff_texts.RU, "ru"), (staff_texts.EN, "en")):
-        commands = [BotCommand(name, getattr(catalog, f"command_{name}")) for name in COMMANDS]
-        try:
-            bot.set_my_commands(commands, language_code=language)
-        except Exception:  # noqa: BLE001
-            log.warning("could not set the staff bot's commands (%s)", language or "default")
+def commands() -> dict[str | None, list[BotCommand]]:
+    """The staff bot's command menu per language (None: the default, Russian)."""
+    return {
+        language: [BotCommand(name, getattr(catalog, f"command_{name}")) for name in COMMANDS]
+        for language, catalog in ((None, staff_texts.RU), ("en", staff_texts.EN))
+    }
+
+
+def summary_job(app: Flask) -> Callable[[], int]:
+    """The scheduler job that queues each finished batch's delivery summary to its sender."""
+
+    def run() -> int:
+        with app.app_context():
+            try:
+                return dialogs.finish_batches()
+            except Exception:
+                log.exception("queueing delivery summaries failed; the next run tries again")
+                return 0
+
+    return run
 
 
 # --- rendering the staff bot's outbox rows ----------------------------------------------------------

@@ -396,3 +396,30 @@ def test_customer_messages_are_escaped_and_carry_the_reply_button():
     rendered = render_notice(notice_job(payload))
     assert rendered.text == "💬 <b>&lt;Anna&gt;</b> (order #1&amp;2) · Cafe:\n&lt;script&gt;"
     assert rendered.markup.keyboard[0][0].callback_data == "sr:42"
+
+
+def test_the_summary_job_tells_the_sender_once_everything_is_delivered(sb):
+    customer(sb.app, 501, "Anna")
+    customer(sb.app, 502, "Boris")
+    cabinet = joined(sb)[1]
+    sb.press(BARISTA, cabinet, button(cabinet, "Select all"))
+    cabinet = sb.message(BARISTA, cabinet["message_id"])
+    sb.press(BARISTA, cabinet, button(cabinet, "✏️"))
+    sb.say(BARISTA, "Ten more minutes")
+    job_run = staff_handlers.summary_job(sb.app)
+    assert job_run() == 0  # still pending
+    with sb.app.app_context():
+        rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.bot == "customer")).all()
+        for row, state in zip(sorted(rows, key=lambda r: r.chat_id), ("sent", "blocked"), strict=True):
+            row.state = state
+        db.session.commit()
+    assert job_run() == 1
+    (summary,) = sb.deliver_notices()
+    assert summary["plain_text"] == "📬 Delivered to 1 of 2.\n🚫 1 blocked the bot: Boris."
+    assert job_run() == 0
+
+
+def test_the_command_menu_in_both_languages():
+    menu = staff_handlers.commands()
+    assert [c.command for c in menu[None]] == ["dialogs", "replies", "horeca", "cancel", "help"]
+    assert menu["en"][0].description == "Dialogs with customers"

@@ -1,0 +1,83 @@
+"""The customer bot's side of the staff dialogs: a customer's text goes to the staff of their horeca.
+
+`relay_text` is called by the customer bot's text handler; `on_choice` answers the "which cafe?" buttons.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from html import escape
+
+from telebot import TeleBot
+from telebot.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot import texts
+from bot.texts import PARSE_MODE
+from services import dialogs, linking
+from services.errors import Invalid, NotFound
+
+log = logging.getLogger(__name__)
+
+CHOOSE = "dh"  # dh:<dialog_message_id>:<horeca key>   "this message is for that cafe"
+_CHOICE = re.compile(r"dh:([1-9][0-9]{0,18}):([0-9a-f]{12})")
+
+
+def is_choice(call: CallbackQuery) -> bool:
+    """Whether a button press is one of ours (so the customer bot's own button handler never sees it)."""
+    return bool(call.data and call.data.startswith(CHOOSE + ":"))
+
+
+def _is_live_code(text: str) -> bool:
+    if not linking.looks_like_code(text):
+        return False
+    try:
+        linking.verification_status(text)
+    except NotFound:
+        return False
+    return True
+
+
+def relay_text(message: Message, bot: TeleBot, text: str) -> bool:
+    """Send the customer's text to their horeca's staff (or ask which horeca); False when it is not for a cafe."""
+    user_id = message.from_user.id
+    if text.startswith("/") or _is_live_code(text):
+        return False  # commands and linking codes keep their meaning
+    if not dialogs.has_dialog(user_id):
+        return False
+    t = texts.for_user(message.from_user)
+    try:
+        relayed = dialogs.relay_from_customer(user_id, text)
+    except Invalid:
+        bot.send_message(message.chat.id, t.message_too_long, parse_mode=PARSE_MODE)
+        return True
+    if relayed.outcome == "relayed":
+        bot.send_message(message.chat.id, t.message_relayed.format(horeca=escape(relayed.horeca_name or "")),
+                         parse_mode=PARSE_MODE)
+        return True
+    if relayed.outcome == "choose":
+        markup = InlineKeyboardMarkup()
+        for key, name in relayed.choices:
+            markup.row(InlineKeyboardButton(name[:60], callback_data=f"{CHOOSE}:{relayed.dialog_message_id}:{key}"))
+        bot.send_message(message.chat.id, t.which_horeca, parse_mode=PARSE_MODE, reply_markup=markup)
+        return True
+    return False
+
+
+def on_choice(call: CallbackQuery, bot: TeleBot) -> None:
+    """The customer picked the cafe a waiting message is for; forged or stale presses relay nothing."""
+    t = texts.for_user(call.from_user)
+    match = _CHOICE.fullmatch(call.data or "")
+    if match is None or call.message is None:
+        bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
+        return
+    relayed = dialogs.choose_horeca(call.from_user.id, int(match.group(1)), match.group(2))
+    if relayed.outcome in ("relayed", "already"):
+        bot.answer_callback_query(call.id)
+        text = t.message_relayed.format(horeca=escape(relayed.horeca_name or ""))
+        try:
+            bot.edit_message_text(text, call.message.chat.id, call.message.message_id, parse_mode=PARSE_MODE, reply_markup=None)
+        except Exception:  # noqa: BLE001 - the confirmation is cosmetic; the message went to the staff
+            log.info("could not edit the horeca choice of user %s", call.from_user.id)
+        return
+    bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
