@@ -409,7 +409,7 @@ def test_the_summary_job_tells_the_sender_once_everything_is_delivered(sb):
     job_run = staff_handlers.summary_job(sb.app)
     assert job_run() == 0  # still pending
     with sb.app.app_context():
-        rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.bot == "customer")).all()
+        rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "message")).all()
         for row, state in zip(sorted(rows, key=lambda r: r.chat_id), ("sent", "blocked"), strict=True):
             row.state = state
         db.session.commit()
