@@ -13,16 +13,32 @@ from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .core import ControlError, DropConnection, Emulator, mask_token
+from .core import ControlError, DropConnection, Emulator, _ctl_int, mask_token
 
 log = logging.getLogger("devtools.tg_emulator")
 
 MAX_BODY = 50 * 1024 * 1024
 _BOT_PATH = re.compile(r"/bot([^/]*)/([A-Za-z0-9_]+)/?")
 _BOT_PATH_ANY = re.compile(r"/bot(\d*)[^/\s]*")
+# The sandbox page (`/` and `/static/<file>`): plain files, no build step.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+_STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# Bot texts end up in this page: no inline script, nothing fetched from elsewhere, no framing.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 
 
 def mask_path(text: str) -> str:
@@ -163,7 +179,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif url.path.startswith("/control/"):
                 self._control(url.path[len("/control/") :].strip("/"), params)
             elif url.path in ("", "/"):
-                self._send_json(200, {"ok": True, "service": "tg-emulator", "control": "/control/"})
+                self._static("index.html")
+            elif url.path.startswith("/static/"):
+                self._static(url.path[len("/static/") :])
             else:
                 self._send_json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
         except (BrokenPipeError, ConnectionResetError):
@@ -217,9 +235,11 @@ class _Handler(BaseHTTPRequestHandler):
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         return params
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -229,6 +249,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, payload: Any) -> None:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         self._send(status, body, "application/json")
+
+    def _static(self, name: str) -> None:
+        """A file of the sandbox page; only plain names of files in STATIC_DIR (no subfolders, no `..`)."""
+        path = STATIC_DIR / name
+        if self.command != "GET" or "/" in name or name.startswith(".") or path.suffix not in _STATIC_TYPES or not path.is_file():
+            self._send_json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+            return
+        self._send(200, path.read_bytes(), _STATIC_TYPES[path.suffix], _PAGE_HEADERS)
 
     def _drop(self) -> None:
         """Close the connection without an answer: the client sees a connection error."""
@@ -280,6 +308,7 @@ def _control_routes(emu: Emulator) -> dict[str, dict[str, Callable[[dict[str, An
         "press": {"POST": emu.press},
         "block": {"POST": emu.block},
         "unblock": {"POST": emu.unblock},
+        "blocked": {"GET": lambda d: _blocked(emu, d)},
         "deactivate": {"POST": emu.deactivate},
         "reactivate": {"POST": lambda d: emu.deactivate(d, active=True)},
         "messages": {"GET": emu.messages},
@@ -292,6 +321,14 @@ def _control_routes(emu: Emulator) -> dict[str, dict[str, Callable[[dict[str, An
         "stats": {"GET": emu.stats},
         "reset": {"POST": lambda d: emu.reset()},
     }
+
+
+def _blocked(emu: Emulator, data: dict[str, Any]) -> dict[str, Any]:
+    """Whether the user has blocked the bot (the page's block/unblock switch shows it)."""
+    with emu.lock:
+        bot = emu.resolve_bot(data.get("bot"))
+        user_id = _ctl_int(data, "user_id")
+        return {"bot": bot.username, "user_id": user_id, "blocked": user_id in bot.blocked}
 
 
 class EmulatorServer:

@@ -1,0 +1,457 @@
+// The sandbox page: plays a Telegram user through the emulator's /control/ API (same origin).
+// Polls every 500 ms; bot texts become DOM nodes (never innerHTML), so nothing a bot sends can run here.
+"use strict";
+
+const POLL_MS = 500;
+const ANSWER_WAIT_MS = 15000; // the emulator's default callback_ttl: after that no answer can come
+const ROLE_STAFF = /staff|horeca/i;
+// Telegram entities rendered as markup: the tags Telegram's HTML parse mode allows; others stay plain text.
+const ENTITY_TAGS = {bold: "b", italic: "i", underline: "u", strikethrough: "s", code: "code", pre: "pre", text_link: "a"};
+const SAFE_URL = /^(https?:|tg:|mailto:)/i;
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  bots: [],          // [{id, username, configured}]
+  users: [],         // [{id, first_name, language_code, deactivated, ...}]
+  userId: null,
+  bot: null,         // username of the open chat
+  chats: {},         // username -> message records of the current user's chat
+  seen: {},          // username -> newest bot message id seen (for the unread badges)
+  blocked: false,
+  pending: new Map(), // callback_query_id -> {bot, messageId, data, since}
+  rendered: "",
+  ticks: 0,
+};
+
+// ------------------------------------------------------------------ control API
+
+async function control(method, path, body) {
+  const options = {method, headers: {}};
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch("/control/" + path, options);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || data.description || `HTTP ${response.status}`);
+  return data;
+}
+
+const query = (params) => new URLSearchParams(params).toString();
+
+// ------------------------------------------------------------------ rendering of bot texts
+
+/** plain_text + entities (UTF-16 offsets, like JS strings) as DOM nodes. */
+function renderText(text, entities) {
+  const list = (entities || [])
+    .filter((e) => ENTITY_TAGS[e.type] && e.length > 0)
+    .map((e) => ({...e, end: e.offset + e.length}));
+  const fragment = document.createDocumentFragment();
+  build(fragment, text, 0, text.length, sortEntities(list));
+  return fragment;
+}
+
+function sortEntities(list) {
+  return list.sort((a, b) => a.offset - b.offset || b.end - a.end);
+}
+
+function build(parent, text, start, end, entities) {
+  let pos = start;
+  let rest = entities;
+  while (rest.length) {
+    const [e, ...others] = rest;
+    const from = Math.max(e.offset, pos);
+    const to = Math.min(e.end, end);
+    if (from >= to) { rest = others; continue; }
+    if (from > pos) parent.append(text.slice(pos, from));
+    const inner = others.filter((o) => o.offset < to);
+    const after = others.filter((o) => o.offset >= to);
+    const element = entityElement(e);
+    build(element, text, from, to, inner);
+    parent.append(element);
+    pos = to;
+    // An entity crossing this one's end (not possible from HTML, possible from raw entities) goes on after it.
+    const crossing = inner.filter((o) => o.end > to).map((o) => ({...o, offset: to}));
+    rest = sortEntities([...crossing, ...after]);
+  }
+  if (pos < end) parent.append(text.slice(pos, end));
+}
+
+function entityElement(entity) {
+  const element = document.createElement(ENTITY_TAGS[entity.type]);
+  if (entity.type === "text_link") {
+    if (entity.url && SAFE_URL.test(entity.url)) {
+      element.href = entity.url;
+      element.target = "_blank";
+      element.rel = "noopener noreferrer";
+      element.title = entity.url;
+    } else {
+      element.title = "link not opened by the sandbox: " + (entity.url || "no url");
+    }
+  }
+  return element;
+}
+
+// ------------------------------------------------------------------ helpers
+
+function el(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "className") element.className = value;
+    else if (key === "dataset") Object.assign(element.dataset, value);
+    else if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
+    else element.setAttribute(key, value === true ? "" : value);
+  }
+  element.append(...children.filter((c) => c !== null && c !== undefined));
+  return element;
+}
+
+function clock(unix) {
+  const d = new Date(unix * 1000);
+  return d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+}
+
+const isStaff = (username) => ROLE_STAFF.test(username || "");
+const roleOf = (bot) => (!bot.configured ? "bot" : isStaff(bot.username) ? "staff bot (HoReCa)" : "customer bot");
+const currentUser = () => state.users.find((u) => u.id === state.userId) || null;
+const lastBotMessageId = (records) => records.filter((m) => m.from === "bot").reduce((n, m) => Math.max(n, m.message_id), 0);
+
+let toastTimer = null;
+function toast(text) {
+  const box = $("toast");
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { box.hidden = true; }, 3500);
+}
+
+function showAlert(from, text) {
+  $("alert-from").textContent = from;
+  $("alert-text").textContent = text;
+  $("alert-dialog").hidden = false;
+  $("alert-ok").focus();
+}
+
+function remember() {
+  const url = new URL(location.href);
+  if (state.userId) url.searchParams.set("user", state.userId); else url.searchParams.delete("user");
+  if (state.bot) url.searchParams.set("bot", state.bot); else url.searchParams.delete("bot");
+  history.replaceState(null, "", url);
+  localStorage.setItem("tg-sandbox", JSON.stringify({user: state.userId, bot: state.bot}));
+}
+
+// ------------------------------------------------------------------ loading
+
+async function loadBots() {
+  state.bots = (await control("GET", "bots")).sort((a, b) => (b.configured - a.configured) || isStaff(a.username) - isStaff(b.username));
+  if (!state.bots.some((b) => b.username === state.bot)) state.bot = state.bots.length ? state.bots[0].username : null;
+}
+
+async function loadUsers() {
+  state.users = await control("GET", "users");
+}
+
+async function loadChats() {
+  if (!state.userId) { state.chats = {}; return; }
+  const userId = state.userId;
+  const results = await Promise.all(state.bots.map((b) => control("GET", "chat?" + query({bot: b.username, chat_id: userId}))));
+  if (userId !== state.userId) return; // the user was switched meanwhile
+  state.bots.forEach((b, i) => {
+    const records = results[i];
+    state.chats[b.username] = records;
+    if (state.seen[b.username] === undefined || b.username === state.bot) state.seen[b.username] = lastBotMessageId(records);
+  });
+  if (state.bot) {
+    const answer = await control("GET", "blocked?" + query({bot: state.bot, user_id: userId}));
+    state.blocked = answer.blocked;
+  }
+}
+
+/** Answers to our button presses: a toast, or an alert when the bot asked for show_alert. */
+async function loadAnswers() {
+  for (const [id, press] of [...state.pending]) {
+    const answers = await control("GET", "callback_answers?" + query({bot: press.bot, callback_query_id: id}));
+    if (answers.length) {
+      state.pending.delete(id);
+      const answer = answers[0];
+      if (answer.text && answer.show_alert) showAlert("@" + press.bot, answer.text);
+      else if (answer.text) toast(answer.text);
+      else if (answer.url) toast("The bot wants to open " + answer.url);
+    } else if (Date.now() - press.since > ANSWER_WAIT_MS) {
+      state.pending.delete(id);
+      toast("The bot did not answer the button press (no answerCallbackQuery).");
+    }
+  }
+}
+
+async function tick() {
+  try {
+    if (state.ticks % 10 === 0) await Promise.all([loadBots(), loadUsers()]);
+    await loadChats();
+    await loadAnswers();
+    setConnection(true);
+    render();
+  } catch (error) {
+    setConnection(false, error.message);
+  } finally {
+    state.ticks += 1;
+    setTimeout(tick, POLL_MS);
+  }
+}
+
+function setConnection(ok, why) {
+  const badge = $("connection");
+  badge.dataset.state = ok ? "ok" : "down";
+  badge.textContent = ok ? "connected" : "emulator unreachable";
+  badge.title = ok ? "the emulator's control API answers" : why || "";
+}
+
+// ------------------------------------------------------------------ view
+
+function render() {
+  renderUsers();
+  renderTabs();
+  renderHeader();
+  renderMessages();
+}
+
+function renderUsers() {
+  const select = $("user-select");
+  const wanted = state.users.map((u) => `${u.id}|${u.first_name}|${u.language_code}|${u.deactivated}`).join(",") + "#" + state.userId;
+  if (select.dataset.key === wanted) return;
+  select.dataset.key = wanted;
+  select.replaceChildren(el("option", {value: ""}, "— pick a user —"));
+  for (const u of state.users) {
+    const label = `${u.first_name} · ${u.id}${u.language_code ? " · " + u.language_code : ""}${u.deactivated ? " (deactivated)" : ""}`;
+    select.append(el("option", {value: u.id, selected: u.id === state.userId}, label));
+  }
+}
+
+function renderTabs() {
+  const nav = $("bot-tabs");
+  const key = JSON.stringify(state.bots.map((b) => [b.username, b.username === state.bot, unread(b.username)]));
+  if (nav.dataset.key === key) return;
+  nav.dataset.key = key;
+  nav.replaceChildren();
+  if (!state.bots.length) {
+    nav.append(el("p", {className: "hint"}, "No bots configured. Start the emulator with --bot NAME=TOKEN."));
+    return;
+  }
+  for (const bot of state.bots) {
+    const active = bot.username === state.bot;
+    const count = unread(bot.username);
+    nav.append(el("button", {
+      type: "button", role: "tab", className: "chat-tab" + (active ? " active" : ""),
+      "aria-selected": active ? "true" : "false", "data-testid": "bot-tab", dataset: {bot: bot.username},
+      onclick: () => openBot(bot.username),
+    },
+    el("span", {className: "avatar " + (isStaff(bot.username) ? "staff" : "customer"), "aria-hidden": "true"}, bot.username[0].toUpperCase()),
+    el("span", {className: "tab-text"},
+      el("span", {className: "tab-name"}, "@" + bot.username),
+      el("span", {className: "tab-role"}, roleOf(bot))),
+    count ? el("span", {className: "badge", "data-testid": "unread-badge"}, String(count)) : null));
+  }
+}
+
+function unread(username) {
+  if (username === state.bot) return 0;
+  const records = state.chats[username] || [];
+  const seen = state.seen[username] || 0;
+  return records.filter((m) => m.from === "bot" && !m.deleted && m.message_id > seen).length;
+}
+
+function renderHeader() {
+  const bot = state.bots.find((b) => b.username === state.bot);
+  const user = currentUser();
+  $("chat-title").textContent = bot ? "@" + bot.username : "No bot";
+  $("chat-avatar").textContent = bot ? bot.username[0].toUpperCase() : "?";
+  $("chat-avatar").className = "avatar " + (bot && isStaff(bot.username) ? "staff" : "customer");
+  $("chat-sub").textContent = bot && user
+    ? `${roleOf(bot)} · you are ${user.first_name} (${user.id})${state.blocked ? " · blocked" : ""}`
+    : "pick a user and a bot";
+  const usable = Boolean(bot && user && !user.deactivated);
+  const toggle = $("block-toggle");
+  toggle.disabled = !usable;
+  toggle.textContent = state.blocked ? "Unblock" : "Block bot";
+  toggle.dataset.blocked = String(state.blocked);
+  $("blocked-banner").hidden = !(usable && state.blocked);
+  $("composer").hidden = usable && state.blocked;
+  $("composer-input").disabled = !usable || state.blocked;
+  $("composer-send").disabled = !usable || state.blocked;
+}
+
+function renderMessages() {
+  const box = $("messages");
+  const records = (state.chats[state.bot] || []).filter((m) => !m.deleted);
+  const pendingKeys = [...state.pending.values()].map((p) => `${p.messageId}:${p.data}`);
+  const key = JSON.stringify([state.userId, state.bot, records.map((m) => [m.message_id, m.text, m.reply_markup, m.edit_date]), pendingKeys]);
+  if (key === state.rendered) return;
+  const grew = records.length !== box.querySelectorAll("[data-testid=message]").length;
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  state.rendered = key;
+
+  if (!state.userId || !state.bot) {
+    box.replaceChildren(el("div", {className: "empty"}, state.bots.length ? "Create or pick a user to start chatting." : "No bots yet."));
+    return;
+  }
+  if (!records.length) {
+    box.replaceChildren(el("div", {className: "empty"},
+      isStaff(state.bot) ? "No messages yet. Staff join with /start CODE from POST /horeca/<id>/staff-codes."
+        : "No messages yet. Send /start CODE with a code from POST /verification-codes."));
+    return;
+  }
+  box.replaceChildren(...records.map((m) => messageView(m, pendingKeys)));
+  if (grew || atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function messageView(m, pendingKeys) {
+  const mine = m.from === "user";
+  const bubble = el("div", {className: "bubble"},
+    el("div", {className: "text", "data-testid": "message-text"}, renderText(m.plain_text ?? m.text, mine ? [] : m.entities)),
+    el("div", {className: "meta"}, m.edit_date ? el("span", {className: "edited"}, "edited") : null, clock(m.date)));
+  const keyboard = !mine && m.reply_markup && m.reply_markup.inline_keyboard ? keyboardView(m, pendingKeys) : null;
+  return el("div", {
+    className: "row " + (mine ? "out" : "in"), "data-testid": "message",
+    dataset: {messageId: m.message_id, from: m.from},
+  }, el("div", {className: "stack"}, bubble, keyboard));
+}
+
+function keyboardView(m, pendingKeys) {
+  const rows = m.reply_markup.inline_keyboard.filter((row) => row.length);
+  if (!rows.length) return null;
+  return el("div", {className: "keyboard", "data-testid": "inline-keyboard"}, ...rows.map((row) =>
+    el("div", {className: "kb-row"}, ...row.map((button) => buttonView(m, button, pendingKeys)))));
+}
+
+function buttonView(m, button, pendingKeys) {
+  if (button.url) {
+    return el("a", {className: "kb-button", "data-testid": "inline-button", href: SAFE_URL.test(button.url) ? button.url : undefined,
+      target: "_blank", rel: "noopener noreferrer", title: button.url}, button.text, el("span", {className: "corner"}, "↗"));
+  }
+  if (button.callback_data === undefined) {
+    return el("button", {type: "button", className: "kb-button", "data-testid": "inline-button", disabled: true,
+      title: "this kind of button is not emulated"}, button.text);
+  }
+  const loading = pendingKeys.includes(`${m.message_id}:${button.callback_data}`);
+  return el("button", {
+    type: "button", className: "kb-button" + (loading ? " loading" : ""), "data-testid": "inline-button",
+    dataset: {callback: button.callback_data}, onclick: () => press(m.message_id, button.callback_data),
+  }, button.text);
+}
+
+// ------------------------------------------------------------------ actions
+
+async function act(action) {
+  try {
+    await action();
+  } catch (error) {
+    toast(error.message);
+  }
+  state.rendered = "";
+  try { await loadChats(); render(); } catch (error) { setConnection(false, error.message); }
+}
+
+function press(messageId, data) {
+  return act(async () => {
+    const bot = state.bot;
+    const answer = await control("POST", "press", {bot, user_id: state.userId, message_id: messageId, callback_data: data});
+    state.pending.set(answer.callback_query_id, {bot, messageId, data, since: Date.now()});
+  });
+}
+
+/** A pasted deep link (https://t.me/<bot>?start=CODE) is what Telegram turns into "/start CODE". */
+function normalize(text) {
+  const link = text.match(/^(?:https?:\/\/)?t\.me\/[A-Za-z0-9_]+\?start=([A-Za-z0-9_-]+)$/);
+  return link ? "/start " + link[1] : text;
+}
+
+function send(event) {
+  event.preventDefault();
+  const input = $("composer-input");
+  const text = normalize(input.value.trim());
+  if (!text || !state.userId || !state.bot) return;
+  return act(async () => {
+    await control("POST", "send", {bot: state.bot, user_id: state.userId, text});
+    input.value = "";
+    input.focus();
+  });
+}
+
+function toggleBlock() {
+  return act(() => control("POST", state.blocked ? "unblock" : "block", {bot: state.bot, user_id: state.userId}));
+}
+
+function restart() {
+  return act(() => control("POST", "unblock", {bot: state.bot, user_id: state.userId, send_start: true}));
+}
+
+function saveUser(event) {
+  event.preventDefault();
+  const id = Number($("new-user-id").value);
+  const firstName = $("new-user-name").value.trim();
+  if (!Number.isSafeInteger(id) || id <= 0 || !firstName) { toast("A positive id and a first name, please."); return; }
+  return act(async () => {
+    await control("POST", "users", {id, first_name: firstName, language_code: $("new-user-lang").value});
+    await loadUsers();
+    selectUser(id);
+    $("new-user").open = false;
+  });
+}
+
+function selectUser(id) {
+  state.userId = id || null;
+  state.chats = {};
+  state.seen = {};
+  state.pending.clear();
+  state.blocked = false;
+  state.rendered = "";
+  const user = currentUser();
+  if (user) {
+    $("new-user-id").value = user.id;
+    $("new-user-name").value = user.first_name;
+    $("new-user-lang").value = user.language_code === "ru" ? "ru" : "en";
+  }
+  remember();
+  render();
+}
+
+function openBot(username) {
+  state.bot = username;
+  state.blocked = false;
+  state.rendered = "";
+  state.seen[username] = lastBotMessageId(state.chats[username] || []);
+  remember();
+  act(async () => {});
+}
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  $("user-form").addEventListener("submit", saveUser);
+  $("composer").addEventListener("submit", send);
+  $("block-toggle").addEventListener("click", toggleBlock);
+  $("restart-bot").addEventListener("click", restart);
+  $("alert-ok").addEventListener("click", () => { $("alert-dialog").hidden = true; });
+  $("user-select").addEventListener("change", (e) => selectUser(Number(e.target.value)));
+  $("new-user-id").value = 5000000000 + Math.floor(Math.random() * 100000000);
+
+  const saved = JSON.parse(localStorage.getItem("tg-sandbox") || "{}");
+  const params = new URLSearchParams(location.search);
+  state.bot = params.get("bot") || saved.bot || null;
+  const wanted = Number(params.get("user") || saved.user) || null;
+  try {
+    await Promise.all([loadBots(), loadUsers()]);
+    setConnection(true);
+  } catch (error) {
+    setConnection(false, error.message);
+  }
+  if (wanted && state.users.some((u) => u.id === wanted)) selectUser(wanted);
+  else if (state.users.length === 1) selectUser(state.users[0].id);
+  if (!state.userId) $("new-user").open = true;
+  render();
+  state.ticks = 1;
+  tick();
+}
+
+document.addEventListener("DOMContentLoaded", start);
