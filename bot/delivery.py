@@ -72,7 +72,7 @@ class Delivery:
             return 0
 
     def _tick(self) -> int:
-        self._beat(force=True)
+        self._beat()
         target = max(self.settings.batch_size, self.settings.workers * 2)
         inflight: set[Future] = set()
         attempted = 0
@@ -96,9 +96,9 @@ class Delivery:
     def _paused(self) -> bool:
         return all(limiter.paused_for() > MAX_INLINE_WAIT for limiter in self.limiters.values())
 
-    def _beat(self, force: bool = False) -> None:
+    def _beat(self) -> None:
         now = time.monotonic()
-        if not force and now - self._last_beat < BEAT_EVERY:
+        if now - self._last_beat < BEAT_EVERY:
             return
         self._last_beat = now
         try:
