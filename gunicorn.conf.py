@@ -19,6 +19,12 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)sB %(M)sms pid=%(p)s'
 
 
+# Under systemd (RuntimeDirectory=), gunicornc's control socket goes to the unit's runtime directory: the
+# default, ~/.gunicorn/, is not writable with ProtectHome=/ProtectSystem=. Elsewhere Gunicorn's default stays.
+if os.environ.get("RUNTIME_DIRECTORY"):
+    control_socket = os.path.join(os.environ["RUNTIME_DIRECTORY"].split(":")[0], "gunicorn.ctl")
+
+
 # Prometheus multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by deploy/customer-bot-web.service): each
 # worker writes its metrics to files there and /metrics sums them.
 def on_starting(server):

@@ -215,7 +215,7 @@ READS = {
     "gunicorn.conf.py": r"""os\.environ\.get\(\s*["']([A-Z][A-Z0-9_]*)["']""",
     "bot/settings.py": r"""_number\(\s*config,\s*["']([A-Z][A-Z0-9_]*)["']""",
 }
-NOT_IN_ENV_FILE = {"PROMETHEUS_MULTIPROC_DIR"}  # the web unit sets it
+NOT_IN_ENV_FILE = {"PROMETHEUS_MULTIPROC_DIR", "RUNTIME_DIRECTORY"}  # the web unit and systemd set them
 
 
 def variables_read() -> dict[str, str]:
