@@ -20,6 +20,7 @@ const state = {
   blocked: false,
   pending: new Map(), // callback_query_id -> {bot, messageId, data, since}
   rendered: "",
+  stick: true,       // the chat is scrolled to the bottom: keep it there as messages come and the window resizes
   ticks: 0,
 };
 
@@ -288,7 +289,6 @@ function renderMessages() {
   const key = JSON.stringify([state.userId, state.bot, records.map((m) => [m.message_id, m.text, m.reply_markup, m.edit_date]), pendingKeys]);
   if (key === state.rendered) return;
   const grew = records.length !== box.querySelectorAll("[data-testid=message]").length;
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
   state.rendered = key;
 
   if (!state.userId || !state.bot) {
@@ -302,7 +302,13 @@ function renderMessages() {
     return;
   }
   box.replaceChildren(...records.map((m) => messageView(m, pendingKeys)));
-  if (grew || atBottom) box.scrollTop = box.scrollHeight;
+  if (grew || state.stick) scrollToBottom();
+}
+
+function scrollToBottom() {
+  const box = $("messages");
+  box.scrollTop = box.scrollHeight;
+  state.stick = true;
 }
 
 function messageView(m, pendingKeys) {
@@ -434,6 +440,11 @@ async function start() {
   $("restart-bot").addEventListener("click", restart);
   $("alert-ok").addEventListener("click", () => { $("alert-dialog").hidden = true; });
   $("user-select").addEventListener("change", (e) => selectUser(Number(e.target.value)));
+  $("messages").addEventListener("scroll", (e) => {
+    const box = e.target;
+    state.stick = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  });
+  new ResizeObserver(() => { if (state.stick) scrollToBottom(); }).observe($("messages"));
   $("new-user-id").value = 5000000000 + Math.floor(Math.random() * 100000000);
 
   const saved = JSON.parse(localStorage.getItem("tg-sandbox") || "{}");
