@@ -76,8 +76,8 @@ def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, tex
     else:
         order = Order(
             horeca_id=horeca_id, order_id=order_id, customer_id=customer.id, telegram_user_id=user_id,
-            status=status, cancellable=True, created_at=now,
-        )
+            status=status, cancellable=status in CANCELLABLE_STATUSES, created_at=now, updated_at=now,
+        )  # final values already, so the assignments below change nothing and cost no UPDATE
         db.session.add(order)
         db.session.flush()
     order.status = status
@@ -91,8 +91,10 @@ def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, tex
         last_error="the user has blocked the bot" if state == "blocked" else None,
     )
     db.session.add(update)
+    db.session.flush()
+    update_id = update.id  # read before the commit expires it: reading it after would cost a new transaction
     db.session.commit()
-    return Recorded(update.id, order_id, horeca_id, status, state, duplicate=False)
+    return Recorded(update_id, order_id, horeca_id, status, state, duplicate=False)
 
 
 def order_view(horeca_id: str, order_id: str) -> dict:
