@@ -519,7 +519,13 @@ def notice_text(t: StaffTexts, payload: dict) -> str:
         return f"{head}:\n{escape(body if len(body) <= 3800 else body[:3799] + '…')}"
     if kind == "delivery_summary":
         total, sent = int(payload.get("total") or 0), int(payload.get("sent") or 0)
-        lines = [t.summary_all.format(total=total) if sent == total else t.summary_some.format(sent=sent, total=total)]
+        sent_names = payload.get("sent_names") or []
+        if total == sent == 1 and sent_names:
+            lines = [t.summary_one.format(name=escape(str(sent_names[0])))]
+        elif sent == total:
+            lines = [t.summary_all.format(total=total)]
+        else:
+            lines = [t.summary_some.format(sent=sent, total=total)]
         if payload.get("blocked"):
             n = int(payload["blocked"])
             lines.append(t.summary_blocked.format(n=n, names=t.names(payload.get("blocked_names") or [], n)))

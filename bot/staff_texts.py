@@ -77,6 +77,7 @@ class StaffTexts:
     too_long: str  # {limit}
     not_text: str
     # delivery summaries
+    summary_one: str  # {name}
     summary_all: str  # {total}
     summary_some: str  # {sent} {total}
     summary_blocked: str  # {n} {names}
@@ -187,6 +188,7 @@ RU = StaffTexts(
     empty_text="Сообщение пустое — напишите текст.",
     too_long="Слишком длинно: не больше {limit} символов.",
     not_text="Пока можно отправлять только текст.",
+    summary_one="✅ Доставлено: {name}.",
     summary_all="✅ Доставлено всем: {total}.",
     summary_some="📬 Доставлено {sent} из {total}.",
     summary_blocked="🚫 {n} заблокировали бота: {names}.",
@@ -283,6 +285,7 @@ EN = StaffTexts(
     empty_text="The message is empty: write some text.",
     too_long="Too long: at most {limit} characters.",
     not_text="Only text can be sent for now.",
+    summary_one="✅ Delivered to {name}.",
     summary_all="✅ Delivered to all {total}.",
     summary_some="📬 Delivered to {sent} of {total}.",
     summary_blocked="🚫 {n} blocked the bot: {names}.",

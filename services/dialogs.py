@@ -537,14 +537,15 @@ def finish_batches(limit: int = 100) -> int:
             done += 1
             if member is None or member.removed_at is not None:
                 continue
+            sent = [c.display_name for state, c in rows if state == "sent"]
             blocked = [c.display_name for state, c in rows if state == "blocked"]
             failed = [c.display_name for state, c in rows if state == "failed"]
             staff.queue_notice(
                 member,
                 {
                     "type": "delivery_summary", "batch_id": batch.id, "total": len(rows),
-                    "sent": sum(1 for state, _ in rows if state == "sent"), "blocked": len(blocked), "failed": len(failed),
-                    "blocked_names": blocked[:5], "failed_names": failed[:5],
+                    "sent": len(sent), "blocked": len(blocked), "failed": len(failed),
+                    "sent_names": sent[:5], "blocked_names": blocked[:5], "failed_names": failed[:5],
                 },
             )
         db.session.commit()

@@ -423,3 +423,9 @@ def test_the_command_menu_in_both_languages():
     menu = staff_handlers.commands()
     assert [c.command for c in menu[None]] == ["dialogs", "replies", "horeca", "cancel", "help"]
     assert menu["en"][0].description == "Dialogs with customers"
+
+
+def test_a_single_reply_is_summarized_by_name():
+    summary = {"type": "delivery_summary", "total": 1, "sent": 1, "blocked": 0, "failed": 0, "sent_names": ["<Anna>"],
+               "lang": "en"}
+    assert render_notice(notice_job(summary)).text == "✅ Delivered to &lt;Anna&gt;."

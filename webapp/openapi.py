@@ -139,7 +139,8 @@ def document() -> dict:
 
 def _staff_paths(secured: list) -> dict:
     """The staff bot's endpoints (issue 4)."""
-    horeca = {"name": "horeca_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 128}}
+    horeca = {"name": "horeca_id", "in": "path", "required": True,
+              "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\x00]*$"}}
     user = {"name": "telegram_user_id", "in": "path", "required": True,
             "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
     return {
