@@ -14,7 +14,7 @@ from telebot.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 from bot import texts
 from bot.texts import PARSE_MODE
-from services import dialogs, linking
+from services import customer_chat, customers, dialogs, linking
 from services.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,11 @@ def relay_text(message: Message, bot: TeleBot, text: str) -> bool:
         return False  # commands and linking codes keep their meaning
     if not dialogs.has_dialog(user_id):
         return False
-    t = texts.for_user(message.from_user)
+    user = message.from_user
+    # Writing to the bot refreshes the profile and means a customer who had blocked it is back.
+    customer_chat.greet(user_id, message.chat.id, customers.Profile(user.first_name, user.last_name, user.username,
+                                                                    user.language_code))
+    t = texts.for_user(user)
     try:
         relayed = dialogs.relay_from_customer(user_id, text)
     except Invalid:
