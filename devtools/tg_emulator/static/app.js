@@ -361,7 +361,9 @@ async function act(action) {
 function press(messageId, data) {
   return act(async () => {
     const bot = state.bot;
-    const answer = await control("POST", "press", {bot, user_id: state.userId, message_id: messageId, callback_data: data});
+    // force: like a real client, send what is on screen even if the bot removed the button a moment ago
+    // (the bot then answers the late press itself, e.g. "can no longer be cancelled").
+    const answer = await control("POST", "press", {bot, user_id: state.userId, message_id: messageId, callback_data: data, force: true});
     state.pending.set(answer.callback_query_id, {bot, messageId, data, since: Date.now()});
   });
 }
