@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -62,6 +62,11 @@ class BotStatus:
             "last_get_updates_ok": iso(self.last_get_updates_ok),
             "last_delivery_tick": iso(self.last_delivery_tick),
         }
+
+
+def expected_bots(config: Mapping[str, Any]) -> list[str]:
+    """The bots the bot process runs with this configuration: the customer bot, and the staff bot when it has a token."""
+    return ["customer", "horeca"] if config.get("HORECA_BOT_TOKEN") else ["customer"]
 
 
 def bot_statuses(stale_after: float, expected: Iterable[str] = ("customer",)) -> dict[str, BotStatus]:

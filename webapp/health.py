@@ -31,18 +31,14 @@ def database_status() -> str:
         return f"unreachable: {type(exc).__name__}"
 
 
-def expected_bots() -> list[str]:
-    """The bots the bot process runs with this configuration: the customer bot, and the staff bot when it has a token."""
-    return ["customer", "horeca"] if current_app.config.get("HORECA_BOT_TOKEN") else ["customer"]
-
-
 def report() -> tuple[dict, bool]:
     """The health document, and whether every expected bot is alive (False when the database is down)."""
     database = database_status()
     if database != "ok":
         return {"status": "error", "database": database}, False
     try:
-        bots = monitoring.bot_statuses(current_app.config["BOT_STALE_SECONDS"], expected_bots())
+        expected = monitoring.expected_bots(current_app.config)
+        bots = monitoring.bot_statuses(current_app.config["BOT_STALE_SECONDS"], expected)
         outbox = monitoring.outbox_backlog()
         webhooks = monitoring.webhook_backlog()
     except Exception as exc:  # noqa: BLE001 - e.g. the schema is not migrated: this app cannot serve
@@ -57,7 +53,7 @@ def report() -> tuple[dict, bool]:
         "outbox": outbox.as_dict(),
         "webhooks": webhooks.as_dict(),
     }
-    return body, all(bots[name].ok for name in expected_bots())
+    return body, all(bots[name].ok for name in expected)
 
 
 @bp.get("/healthz")

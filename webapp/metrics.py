@@ -87,7 +87,7 @@ class _Database:
         up = GaugeMetricFamily(f"{PREFIX}_database_up", "1 when the database answered this scrape's queries")
         try:
             snap = monitoring.snapshot(self.app.extensions["delivery_latency"])
-            bots = monitoring.bot_statuses(config["BOT_STALE_SECONDS"], _expected_bots(config))
+            bots = monitoring.bot_statuses(config["BOT_STALE_SECONDS"], monitoring.expected_bots(config))
         except Exception as exc:  # noqa: BLE001 - the HTTP metrics are still worth serving
             log.warning("metrics: database queries failed: %s", type(exc).__name__)
             up.add_metric([], 0)
@@ -98,10 +98,6 @@ class _Database:
         yield from _outbox_families(snap)
         yield from _webhook_families(snap)
         yield from _bot_families(bots)
-
-
-def _expected_bots(config) -> list[str]:
-    return ["customer", "horeca"] if config.get("HORECA_BOT_TOKEN") else ["customer"]
 
 
 def _outbox_families(snap: monitoring.Snapshot):
