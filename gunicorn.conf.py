@@ -20,9 +20,12 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)sB %(M)sms pid=%(p)s'
 
 
 # Under systemd (RuntimeDirectory=), gunicornc's control socket goes to the unit's runtime directory: the
-# default, ~/.gunicorn/, is not writable with ProtectHome=/ProtectSystem=. Elsewhere Gunicorn's default stays.
+# default, ~/.gunicorn/, is not writable with ProtectHome=/ProtectSystem=. Elsewhere (development, tests that
+# run several Gunicorns at once) it is off, so two instances never share ~/.gunicorn/gunicorn.ctl.
 if os.environ.get("RUNTIME_DIRECTORY"):
     control_socket = os.path.join(os.environ["RUNTIME_DIRECTORY"].split(":")[0], "gunicorn.ctl")
+else:
+    control_socket_disable = True
 
 
 # Prometheus multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by deploy/customer-bot-web.service): each

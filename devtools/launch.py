@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,12 @@ def wait_http(url: str, timeout: float = 20.0) -> bool:
     return False
 
 
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:`port` (so what answers there later is ours)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
 def main() -> int:
     env = dict(os.environ)
     sandbox = not env.get("TELEGRAM_BOT_TOKEN")
@@ -42,6 +49,10 @@ def main() -> int:
     emulator_port = int(env.get("EMULATOR_PORT", "8081"))
     env.setdefault("GUNICORN_BIND", f"127.0.0.1:{web_port}")
     procs: list[subprocess.Popen] = []
+    for name, port in (("WEB_PORT", web_port), ("EMULATOR_PORT", emulator_port)):
+        if (name == "WEB_PORT" or sandbox) and not port_is_free(port):
+            print(f"port {port} is already in use (another `make run`?); stop it or set {name}=<free port>", file=sys.stderr)
+            return 1
 
     if sandbox:
         env.setdefault("DEV_MODE", "1")
