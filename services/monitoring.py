@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 
 from models import BotHeartbeat, OutboxMessage, WebhookEvent, db, iso, utcnow
 from services.outbox_admin import REQUEUED_NOTE
 
 OUTBOX_STATES = ("pending", "sending", "sent", "failed", "blocked")
 OUTBOX_UNDELIVERED = ("pending", "sending")
+OUTBOX_NOT_SENT = (*OUTBOX_UNDELIVERED, "failed", "blocked")
 WEBHOOK_STATES = ("pending", "sent", "failed")
 # Upper bounds (seconds) of the delivery latency buckets: the job runs every second, retries back off to minutes.
 LATENCY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
@@ -234,28 +235,34 @@ def _latency_seconds(dialect: str) -> Any:
     return (func.julianday(OutboxMessage.sent_at) - func.julianday(OutboxMessage.created_at)) * 86400.0
 
 
-def _aggregate(bounds: tuple[float, ...], above: int, up_to: int | None) -> Histogram:
-    """sent_at − created_at of sent messages with `above` < id ≤ `up_to`, in one aggregate query."""
+def _aggregate(bounds: tuple[float, ...], above: int, up_to: int | None) -> tuple[Histogram, int]:
+    """Rows with `above` < id ≤ `up_to` (a primary key range), in one aggregate query: the latency histogram
+    (sent_at − created_at) of the sent ones, and how many are not sent (OUTBOX_NOT_SENT)."""
     latency = _latency_seconds(db.session.get_bind().dialect.name)
-    columns = [func.sum(case((latency <= bound, 1), else_=0)) for bound in bounds]
-    stmt = select(func.count(), func.sum(latency), *columns).where(
-        OutboxMessage.state == "sent", OutboxMessage.sent_at.is_not(None), OutboxMessage.id > above
-    )
+    sent = and_(OutboxMessage.state == "sent", OutboxMessage.sent_at.is_not(None))
+    stmt = select(
+        func.sum(case((sent, 1), else_=0)),
+        func.sum(case((sent, latency), else_=0.0)),
+        func.sum(case((OutboxMessage.state.in_(OUTBOX_NOT_SENT), 1), else_=0)),
+        *(func.sum(case((and_(sent, latency <= bound), 1), else_=0)) for bound in bounds),
+    ).where(OutboxMessage.id > above)
     if up_to is not None:
         stmt = stmt.where(OutboxMessage.id <= up_to)
-    count, total, *buckets = db.session.execute(stmt).one()
-    return Histogram(bounds, [int(b or 0) for b in buckets], int(count or 0), float(total or 0.0))
+    count, total, not_sent, *buckets = db.session.execute(stmt).one()
+    return Histogram(bounds, [int(b or 0) for b in buckets], int(count or 0), float(total or 0.0)), int(not_sent or 0)
 
 
 class DeliveryLatency:
     """Cumulative histogram of sent_at − created_at over every sent outbox message, kept up to date cheaply.
 
-    One aggregate over all sent rows costs O(rows) (about 0.35 s per million on PostgreSQL), too much for
+    One aggregate over all sent rows costs O(rows) (about a second per million on PostgreSQL), too much for
     every scrape. A sent message never changes again, so the rows up to a watermark are aggregated once and
-    cached (per app, i.e. per Gunicorn worker); each scrape adds only the rows above it. The watermark stays
-    below the oldest undelivered message and `margin` ids below the newest, where rows may still change or
-    commit late. The cache is checked against the total count of sent rows read in the same snapshot: when
-    a row below the watermark became sent since (an admin retried an old failed message), it is rebuilt.
+    cached (per app, i.e. per Gunicorn worker); each scrape reads only the rows above it, a primary key
+    range. The watermark stays below the oldest undelivered message and `margin` ids below the newest,
+    where rows may still change or commit late. Below it every row was sent, failed or blocked when cached;
+    a failed or blocked one that an admin requeued and the bot then sent would change the sums, and shows
+    as one fewer not-sent row below the watermark (total not-sent rows, an index count, minus those above
+    it): the cache is then rebuilt. Rows are never deleted; if they were, the sums would keep counting them.
     """
 
     def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS, margin: int = 1000) -> None:
@@ -263,11 +270,12 @@ class DeliveryLatency:
         self.margin = margin
         self.watermark = 0
         self.cached = Histogram(bounds)
+        self.cached_not_sent = 0  # rows at or below the watermark that were not sent when cached
         self.rebuilds = 0
         self._lock = threading.Lock()
 
-    def read(self, total_sent: int) -> Histogram:
-        """The histogram now; call inside the transaction that counted `total_sent`."""
+    def read(self, not_sent_total: int) -> Histogram:
+        """The histogram now; call inside the transaction that counted `not_sent_total` (rows in OUTBOX_NOT_SENT)."""
         with self._lock:
             newest = db.session.scalar(select(func.max(OutboxMessage.id))) or 0
             oldest_open = db.session.scalar(
@@ -277,15 +285,16 @@ class DeliveryLatency:
             if oldest_open is not None:
                 target = min(target, oldest_open - 1)
             if target > self.watermark:
-                self.cached = self.cached.add(_aggregate(self.bounds, self.watermark, target))
+                added, not_sent = _aggregate(self.bounds, self.watermark, target)
+                self.cached, self.cached_not_sent = self.cached.add(added), self.cached_not_sent + not_sent
                 self.watermark = target
-            tail = _aggregate(self.bounds, self.watermark, None)
-            if self.cached.count + tail.count != total_sent:
-                # A row at or below the watermark changed (or rows were deleted): start over.
+            tail, tail_not_sent = _aggregate(self.bounds, self.watermark, None)
+            if self.cached_not_sent != not_sent_total - tail_not_sent:
+                # A row at or below the watermark changed state since it was cached: start over.
                 self.rebuilds += 1
                 self.watermark = max(target, 0)
-                self.cached = _aggregate(self.bounds, 0, self.watermark)
-                tail = _aggregate(self.bounds, self.watermark, None)
+                self.cached, self.cached_not_sent = _aggregate(self.bounds, 0, self.watermark)
+                tail, _ = _aggregate(self.bounds, self.watermark, None)
             return self.cached.add(tail)
 
 
@@ -310,13 +319,15 @@ def snapshot(latency: DeliveryLatency) -> Snapshot:
         db.session.rollback()
         if db.session.get_bind().dialect.name == "postgresql":
             db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        outbox_states = {state: 0 for state in OUTBOX_STATES} | _counts(OutboxMessage)
+        # Index ranges only: "sent", by far the biggest state, is counted by the latency histogram.
+        not_sent = {state: 0 for state in OUTBOX_NOT_SENT} | _counts(OutboxMessage, OUTBOX_NOT_SENT)
+        histogram = latency.read(sum(not_sent.values()))
         webhook_states = {state: 0 for state in WEBHOOK_STATES} | _counts(WebhookEvent)
         return Snapshot(
-            outbox_states=outbox_states,
+            outbox_states=not_sent | {"sent": histogram.count},
             outbox_oldest_pending_age=age_seconds(_oldest(OutboxMessage, OUTBOX_UNDELIVERED), now),
             outbox_errors=_error_counts(OutboxMessage, ("failed", *OUTBOX_UNDELIVERED)),
-            latency=latency.read(outbox_states["sent"]),
+            latency=histogram,
             webhook_states=webhook_states,
             webhook_oldest_pending_age=age_seconds(_oldest(WebhookEvent, ("pending",)), now),
             webhook_errors=_error_counts(WebhookEvent, ("failed", "pending")),
