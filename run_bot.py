@@ -45,11 +45,12 @@ class BotSpec:
 
 def bot_specs() -> list[BotSpec]:
     """Every bot of the product; an optional one whose token is not set is skipped."""
-    from bot import handlers
+    from bot import handlers, staff_handlers
 
     return [
         BotSpec("customer", "TELEGRAM_BOT_TOKEN", "BOT_USERNAME", handlers.register_handlers, handlers.commands, required=True),
-        # The staff bot adds itself here: BotSpec("horeca", "HORECA_BOT_TOKEN", "HORECA_BOT_USERNAME", ...).
+        BotSpec("horeca", "HORECA_BOT_TOKEN", "HORECA_BOT_USERNAME", staff_handlers.register_staff_handlers,
+                staff_handlers.commands),
     ]
 
 
@@ -147,6 +148,13 @@ def run(config: Config, specs: list[BotSpec]) -> int:
         max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
     _add_webhook_job(scheduler, app, settings.delivery_interval)
+    if any(r.spec.name == "horeca" for r in running):
+        from bot.staff_handlers import summary_job
+
+        scheduler.add_job(
+            summary_job(app), "interval", seconds=settings.delivery_interval, id="staff_summaries",
+            name="staff delivery summaries", max_instances=1, coalesce=True, misfire_grace_time=None,
+        )
     scheduler.start()
 
     pollers = []

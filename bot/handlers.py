@@ -17,7 +17,7 @@ from telebot import TeleBot, util
 from telebot.apihelper import ApiTelegramException
 from telebot.types import BotCommand, CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message, User
 
-from bot import keyboards, texts
+from bot import customer_dialogs, keyboards, texts
 from bot.telegram import describe
 from bot.texts import PARSE_MODE, Texts
 from services import customer_chat, customers, delivery, linking, orders
@@ -36,6 +36,7 @@ def register_handlers(bot: TeleBot, app: Flask) -> None:
     bot.register_message_handler(guard(app, on_help), commands=["help"], chat_types=["private"], pass_bot=True)
     bot.register_message_handler(guard(app, on_text), content_types=["text"], chat_types=["private"], pass_bot=True)
     bot.register_message_handler(guard(app, on_other), content_types=OTHER_CONTENT, chat_types=["private"], pass_bot=True)
+    bot.register_callback_query_handler(guard(app, customer_dialogs.on_choice), func=customer_dialogs.is_choice, pass_bot=True)
     bot.register_callback_query_handler(guard(app, on_button), func=lambda call: True, pass_bot=True)
     bot.register_my_chat_member_handler(guard(app, on_member), func=lambda update: True, pass_bot=True)
 
@@ -112,6 +113,8 @@ def on_help(message: Message, bot: TeleBot) -> None:
 def on_text(message: Message, bot: TeleBot) -> None:
     """Typed text: a code is claimed (some clients drop the deep-link payload); anything else gets a hint."""
     text = (message.text or "").strip()
+    if customer_dialogs.relay_text(message, bot, text):  # for the staff of the customer's horeca (issue 4)
+        return
     if not text.startswith("/") and linking.looks_like_code(text):
         claim_code(message, bot, text)
         return

@@ -51,6 +51,9 @@ class Texts:
     command_start: str
     command_help: str
     message_from: str  # {horeca}
+    message_relayed: str  # {horeca}
+    which_horeca: str
+    message_too_long: str
 
     def status(self, status: str | None) -> str:
         """A status as a person reads it (unknown ones as sent, escaped)."""
@@ -137,7 +140,10 @@ RU = Texts(
     apology_short="Извините, что-то пошло не так. Попробуйте ещё раз.",
     command_start="Начать и подключить заказ",
     command_help="Как это работает",
-    message_from="💬 <b>{horeca}</b>:",
+    message_from="💬 Сообщение от <b>{horeca}</b>:",
+    message_relayed="✉️ Передано в {horeca}.",
+    which_horeca="В какое заведение отправить это сообщение?",
+    message_too_long="Слишком длинное сообщение: не больше 4000 символов.",
 )
 
 EN = Texts(
@@ -180,7 +186,10 @@ EN = Texts(
     apology_short="Sorry, something went wrong. Please try again.",
     command_start="Start and follow an order",
     command_help="How it works",
-    message_from="💬 <b>{horeca}</b>:",
+    message_from="💬 Message from <b>{horeca}</b>:",
+    message_relayed="✉️ Sent to {horeca}.",
+    which_horeca="Which cafe is this message for?",
+    message_too_long="This message is too long: at most 4000 characters.",
 )
 
 CATALOGS = {"ru": RU, "en": EN}
