@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import random
 import socket
 import threading
@@ -28,7 +29,7 @@ from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, cl
 from bot.texts import PARSE_MODE
 from models import utcnow
 from services import delivery, heartbeat
-from services.delivery import ButtonRef, Job
+from services.delivery import ButtonRef, Job, Sent
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Delivery:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.limiters = {name: RateLimiter(settings.global_rate, settings.per_chat_rate) for name in self.bots}
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="delivery")
+        self.recorder = Recorder(app)
         self._next_sweep = 0.0
         self._strip_after: dict[int, float] = {}  # row id → no new attempt to remove its keyboard before this
         self._last_beat = 0.0
@@ -89,9 +91,24 @@ class Delivery:
                 attempted += len(jobs)
             if not inflight:
                 break  # nothing due and nothing in flight: the next tick looks again
-            _, inflight = wait(inflight, timeout=1.0, return_when=FIRST_COMPLETED)
+            done, inflight = wait(inflight, timeout=1.0, return_when=FIRST_COMPLETED)
+            sent = [result for future in done if isinstance(result := future.result(), Sent)]
+            for ref in self._superseded(sent):
+                inflight.add(self.pool.submit(self._strip_safely, ref))
             self._beat()
         return attempted
+
+    def _superseded(self, sent: list[Sent]) -> list[ButtonRef]:
+        """Older keyboards of the orders that just got a new message: one query for all of them."""
+        orders = [s.supersedes_in_order for s in sent if s.supersedes_in_order is not None]
+        if not orders:
+            return []
+        try:
+            with self.app.app_context():
+                return delivery.superseded_buttons(orders)
+        except Exception as exc:  # noqa: BLE001 - the sweep finds them later
+            log.warning("looking up superseded keyboards failed: %s", type(exc).__name__)
+            return []
 
     def _paused(self) -> bool:
         return all(limiter.paused_for() > MAX_INLINE_WAIT for limiter in self.limiters.values())
@@ -109,33 +126,36 @@ class Delivery:
             log.warning("heartbeat failed: %s", type(exc).__name__)
 
     def close(self) -> None:
-        """Wait for the sends in flight, then stop the pool."""
+        """Wait for the sends in flight and their records, then stop the threads."""
         self.pool.shutdown(wait=True)
+        self.recorder.close()
 
     # --- one message -------------------------------------------------------------------------------
 
-    def _deliver(self, job: Job) -> None:
+    def _deliver(self, job: Job) -> Sent | None:
         try:
-            self._deliver_one(job)
+            return self._deliver_one(job)
         except Exception:
-            # Typically the database went away while recording: the row stays claimed and is retried
-            # after the claim timeout (the one case where a message can be sent twice).
+            # Typically the database went away while recording: the row stays claimed and is sent again
+            # after the claim timeout (the one way to a duplicate besides a kill).
             log.exception("delivering outbox row %s failed", job.id)
+            return None
 
-    def _deliver_one(self, job: Job) -> None:
+    def _deliver_one(self, job: Job) -> Sent | None:
+        """Send one claimed row and record the outcome; a success is also returned (the tick retires older keyboards)."""
         bot = self.bots[job.bot]
         limiter = self.limiters[job.bot]
         try:
             rendered = rendering.render(job)
         except rendering.NoRenderer as exc:
             self._retry(job, str(exc), self._backoff(job.attempts))
-            return
+            return None
         except Exception as exc:  # noqa: BLE001 - a row we cannot render must not stop the others
             log.exception("outbox row %s (%s/%s) cannot be rendered", job.id, job.bot, job.kind)
             self._fail(job, f"cannot render: {type(exc).__name__}")
-            return
+            return None
         if not self._take_slot(limiter, job):
-            return
+            return None
         try:
             message = bot.send_message(
                 job.chat_id, rendered.text, parse_mode=PARSE_MODE, reply_markup=rendered.markup,
@@ -143,12 +163,13 @@ class Delivery:
             )
         except Exception as exc:  # noqa: BLE001 - every failure is sorted by classify()
             self._failed(job, limiter, classify(exc))
-            return
-        with self.app.app_context():
-            stale = delivery.record_sent(job.id, message.message_id, rendered.has_button, rendered.supersedes)
+            return None
+        sent = Sent(job.id, message.message_id, rendered.has_button, job.order_pk if rendered.supersedes else None)
+        # Wait until it is committed: a worker never has more than one sent-but-unrecorded message, so a
+        # kill -9 can repeat at most one message per worker.
+        self.recorder.record(sent)
         log.debug("outbox row %s sent as message %s", job.id, message.message_id)
-        for ref in stale:
-            self._strip(ref)
+        return sent
 
     def _take_slot(self, limiter: RateLimiter, job: Job) -> bool:
         """Wait for a send slot; False (row given back) when stopping or the wait would be long."""
@@ -260,6 +281,56 @@ class Delivery:
                 return
         with self.app.app_context():
             delivery.set_has_button(ref.row_id, False)
+
+
+class RecordFailed(RuntimeError):
+    """The database did not take a record of sent messages."""
+
+
+class Recorder:
+    """Records sent messages for every worker: whatever queued up meanwhile goes in one transaction (group commit)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="delivery-recorder", daemon=True)
+        self._thread.start()
+
+    def record(self, sent: Sent, timeout: float = 60.0) -> None:
+        """Queue `sent` and wait until it is committed; RecordFailed if it could not be."""
+        done = threading.Event()
+        outcome: list[BaseException | None] = [None]
+        self._queue.put((sent, done, outcome))
+        if not done.wait(timeout):
+            raise RecordFailed(f"outbox row {sent.row_id}: no record after {timeout:.0f} s")
+        if outcome[0] is not None:
+            raise RecordFailed(f"outbox row {sent.row_id}: {type(outcome[0]).__name__}") from outcome[0]
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            items = [item for item in batch if item is not None]
+            error: BaseException | None = None
+            try:
+                with self.app.app_context():
+                    delivery.record_sent([sent for sent, _, _ in items])
+            except Exception as exc:  # noqa: BLE001 - handed to each waiting worker
+                error = exc
+            for _, done, outcome in items:
+                outcome[0] = error
+                done.set()
+            if len(items) < len(batch):
+                return  # close() was called
+
+    def close(self) -> None:
+        """Stop after recording what is queued."""
+        self._queue.put(None)
+        self._thread.join(10)
 
 
 def make_job(engine: Delivery) -> Callable[[], int]:

@@ -8,6 +8,7 @@ whatever logger or handler it goes through; `describe` gives a short, masked tex
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -107,12 +108,33 @@ def install_redaction() -> None:
     )
 
 
+_local = threading.local()
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _session() -> requests.Session:
+    """This thread's HTTP session: keep-alive connections to Telegram, reused by every call of the thread."""
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = requests.Session()
+        # Reading proxy settings from the environment on every request costs more CPU than the request itself;
+        # only do it when a proxy is actually configured.
+        session.trust_env = any(os.environ.get(name) for name in _PROXY_VARIABLES)
+        _local.session = session
+    return session
+
+
+def _send(method: str, url: str, params: Any = None, files: Any = None, timeout: Any = None, proxies: Any = None) -> Any:
+    return _session().request(method, url, params=params, files=files, timeout=timeout, proxies=proxies)
+
+
 def configure_api(api_url: str, request_timeout: float) -> None:
     """Point telebot at `api_url` (Telegram, or the emulator) with short timeouts for every call."""
     apihelper.API_URL = api_url.rstrip("/") + "/bot{0}/{1}"
     apihelper.CONNECT_TIMEOUT = min(5.0, request_timeout)
     apihelper.READ_TIMEOUT = request_timeout  # getUpdates adds its long-poll timeout to this
     apihelper.RETRY_ON_ERROR = False  # the delivery job decides about retries
+    apihelper.CUSTOM_REQUEST_SENDER = _send  # a persistent session per thread
 
 
 def build_bot(token: str) -> TeleBot:

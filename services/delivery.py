@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from models import Customer, Order, OutboxMessage, db, utcnow
@@ -76,97 +77,141 @@ class MessageRef:
     language: str | None
 
 
+# Built once: constructing aliased ORM statements costs more than running them (claims and records are hot).
+_OLDER = aliased(OutboxMessage, name="older")
+_NEWER = aliased(OutboxMessage, name="newer")
+
+
+def _build_stale_buttons():
+    o, n = OutboxMessage, _NEWER
+    newer_sent = (
+        select(n.id)
+        .where(n.order_pk == o.order_pk, n.kind == "status", n.id > o.id, n.state == "sent", n.telegram_message_id.is_not(None))
+        .exists()
+    )
+    return (
+        select(o.id, o.bot, o.chat_id, o.telegram_message_id, o.order_pk)
+        .join(Order, Order.id == o.order_pk)
+        .where(
+            o.has_button == True,  # noqa: E712 (the partial index ix_outbox_has_button matches this form)
+            o.telegram_message_id.is_not(None),
+            or_(Order.cancellable == False, Order.cancel_requested_at.is_not(None), newer_sent),  # noqa: E712
+        )
+        .order_by(o.id)
+    )
+
+
+_STALE_BUTTONS = _build_stale_buttons()
+_STALE_BUTTONS_OF_ORDERS = _STALE_BUTTONS.where(OutboxMessage.order_pk.in_(bindparam("order_pks", expanding=True)))
+
+
+_MARK_SENT = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.state != "sent")
+    .values(
+        state="sent", sent_at=bindparam("sent_at"), telegram_message_id=bindparam("message_id"),
+        has_button=bindparam("has_button"), last_error=None,
+    )
+)
+
+
 def _clip(error: str) -> str:
     return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
 
 
-def _open(order: Order | None) -> bool:
+def _open(order: Any) -> bool:
+    """An Order (or a row with its columns) that can still be cancelled and has no cancel request."""
     return bool(order and order.cancellable and order.cancel_requested_at is None and order.status in CANCELLABLE_STATUSES)
 
 
-def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float) -> list[Job]:
-    """Claim up to `limit` due messages of these bots for `worker`; marks them sending and commits."""
-    try:
-        return _claim_due(worker, tuple(bots), limit, claim_timeout)
-    except Exception:
-        db.session.rollback()
-        raise
-
-
-def _claim_due(worker: str, bots: tuple[str, ...], limit: int, claim_timeout: float) -> list[Job]:
-    now = utcnow()
-    stale = now - timedelta(seconds=claim_timeout)
-    o = OutboxMessage
-    p = aliased(OutboxMessage)
+def _build_claim():
+    o, p = OutboxMessage, _OLDER
     older_in_order = select(p.id).where(p.order_pk == o.order_pk, p.id < o.id, p.state.in_(ACTIVE_STATES)).exists()
     older_in_chat = (
         select(p.id)
         .where(p.order_pk.is_(None), p.bot == o.bot, p.chat_id == o.chat_id, p.id < o.id, p.state.in_(ACTIVE_STATES))
         .exists()
     )
-    stmt = (
-        select(o)
+    return (
+        select(o.id, o.bot, o.kind, o.chat_id, o.order_pk, o.status, o.text, o.payload, o.attempts, o.first_attempt_at)
         .where(
-            o.bot.in_(bots),
-            or_(and_(o.state == "pending", o.next_attempt_at <= now), and_(o.state == "sending", o.claimed_at < stale)),
+            o.bot.in_(bindparam("bots", expanding=True)),
+            or_(
+                and_(o.state == "pending", o.next_attempt_at <= bindparam("now")),
+                and_(o.state == "sending", o.claimed_at < bindparam("stale")),  # the claim of a process that died
+            ),
+            # One message per order (per chat for messages without an order) at a time, oldest first.
             or_(and_(o.order_pk.is_not(None), ~older_in_order), and_(o.order_pk.is_(None), ~older_in_chat)),
         )
         .order_by(o.id)
-        .limit(limit)
         # PostgreSQL: rows another process is claiming right now are skipped, never sent twice.
         # SQLite: the transaction began with BEGIN IMMEDIATE, which serializes claims.
         .with_for_update(skip_locked=True, of=o)
     )
-    rows = list(db.session.scalars(stmt))
-    if not rows:
-        db.session.rollback()
-        return []
 
-    order_pks = {r.order_pk for r in rows if r.order_pk is not None}
-    orders = {x.id: x for x in db.session.scalars(select(Order).where(Order.id.in_(order_pks)))} if order_pks else {}
-    newest = (
-        dict(
-            db.session.execute(
-                select(o.order_pk, func.max(o.id)).where(o.order_pk.in_(order_pks), o.kind == "status").group_by(o.order_pk)
-            ).all()
-        )
-        if order_pks
-        else {}
-    )
-    customer_chats = {r.chat_id for r in rows if r.bot == "customer"}
-    people = (
-        {c.telegram_user_id: c for c in db.session.scalars(select(Customer).where(Customer.telegram_user_id.in_(customer_chats)))}
-        if customer_chats
-        else {}
-    )
 
-    jobs: list[Job] = []
-    for row in rows:
-        person = people.get(row.chat_id) if row.bot == "customer" else None
-        if person is not None and person.is_blocked:
-            # Blocked users get nothing until they come back; the row says so.
-            row.state = "blocked"
-            row.last_error = DEACTIVATED_ERROR if person.is_deactivated else BLOCKED_ERROR
-            row.claimed_at = None
-            row.claimed_by = None
-            continue
-        row.state = "sending"
-        row.claimed_at = now
-        row.claimed_by = worker
-        row.attempts = (row.attempts or 0) + 1
-        if row.first_attempt_at is None:
-            row.first_attempt_at = now
-        order = orders.get(row.order_pk) if row.order_pk is not None else None
-        jobs.append(
-            Job(
-                id=row.id, bot=row.bot, kind=row.kind, chat_id=row.chat_id, order_pk=row.order_pk, status=row.status,
-                text=row.text, payload=row.payload, attempts=row.attempts, first_attempt_at=row.first_attempt_at,
-                language=person.language_code if person is not None else None,
-                order_id=order.order_id if order else None, horeca_id=order.horeca_id if order else None,
-                order_open=_open(order), newest=newest.get(row.order_pk, row.id) <= row.id,
+_CLAIM = _build_claim()
+_ORDER_CONTEXT = select(
+    Order.id, Order.order_id, Order.horeca_id, Order.status, Order.cancellable, Order.cancel_requested_at,
+    select(func.max(_NEWER.id)).where(_NEWER.order_pk == Order.id, _NEWER.kind == "status").scalar_subquery().label("newest"),
+).where(Order.id.in_(bindparam("pks", expanding=True)))
+_PEOPLE = select(Customer.telegram_user_id, Customer.language_code, Customer.is_blocked, Customer.is_deactivated).where(
+    Customer.telegram_user_id.in_(bindparam("chats", expanding=True))
+)
+_MARK_SENDING = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        state="sending", claimed_at=bindparam("claimed_at"), claimed_by=bindparam("worker"), attempts=OutboxMessage.attempts + 1,
+        first_attempt_at=func.coalesce(OutboxMessage.first_attempt_at, bindparam("first_attempt_at")),
+    )
+)
+_MARK_BLOCKED = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
+    .values(state="blocked", last_error=bindparam("error"), claimed_at=None, claimed_by=None)
+)
+
+
+def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float) -> list[Job]:
+    """Claim up to `limit` due messages of these bots for `worker`: marks them sending and commits."""
+    now = utcnow()
+    with db.engine.begin() as conn:  # hot: Core statements built once, one short transaction
+        rows = conn.execute(
+            _CLAIM.limit(limit), {"bots": list(bots), "now": now, "stale": now - timedelta(seconds=claim_timeout)}
+        ).all()
+        if not rows:
+            return []
+        order_pks = sorted({r.order_pk for r in rows if r.order_pk is not None})
+        orders = {r.id: r for r in conn.execute(_ORDER_CONTEXT, {"pks": order_pks})} if order_pks else {}
+        chats = sorted({r.chat_id for r in rows if r.bot == "customer"})
+        people = {r.telegram_user_id: r for r in conn.execute(_PEOPLE, {"chats": chats})} if chats else {}
+
+        jobs: list[Job] = []
+        blocked: dict[str, list[int]] = {}
+        for row in rows:
+            person = people.get(row.chat_id) if row.bot == "customer" else None
+            if person is not None and person.is_blocked:
+                # Blocked users get nothing until they come back; the row says so.
+                blocked.setdefault(DEACTIVATED_ERROR if person.is_deactivated else BLOCKED_ERROR, []).append(row.id)
+                continue
+            order = orders.get(row.order_pk) if row.order_pk is not None else None
+            jobs.append(
+                Job(
+                    id=row.id, bot=row.bot, kind=row.kind, chat_id=row.chat_id, order_pk=row.order_pk, status=row.status,
+                    text=row.text, payload=row.payload, attempts=(row.attempts or 0) + 1,
+                    first_attempt_at=row.first_attempt_at or now,
+                    language=person.language_code if person is not None else None,
+                    order_id=order.order_id if order else None, horeca_id=order.horeca_id if order else None,
+                    order_open=_open(order), newest=order is None or order.newest is None or order.newest <= row.id,
+                )
             )
-        )
-    db.session.commit()
+        if jobs:
+            conn.execute(
+                _MARK_SENDING, {"ids": [j.id for j in jobs], "claimed_at": now, "worker": worker, "first_attempt_at": now}
+            )
+        for error, ids in blocked.items():
+            conn.execute(_MARK_BLOCKED, {"ids": ids, "error": error})
     return jobs
 
 
@@ -177,24 +222,36 @@ def _claimed(row_id: int, worker: str) -> OutboxMessage | None:
     return row
 
 
-def record_sent(row_id: int, message_id: int, has_button: bool, supersedes: bool) -> list[ButtonRef]:
-    """Telegram accepted the message; returns older messages of its order whose button must go now."""
-    try:
-        row = db.session.get(OutboxMessage, row_id, with_for_update=True)
-        if row is not None and row.state != "sent":
-            row.state = "sent"
-            row.sent_at = utcnow()
-            row.telegram_message_id = message_id
-            row.has_button = has_button
-            row.last_error = None
-        refs: list[ButtonRef] = []
-        if row is not None and supersedes and row.order_pk is not None:
-            refs = _stale_buttons([row.order_pk], None)
-        db.session.commit()
-        return refs
-    except Exception:
-        db.session.rollback()
-        raise
+@dataclass(frozen=True)
+class Sent:
+    """Telegram accepted a claimed message."""
+
+    row_id: int
+    message_id: int
+    has_button: bool
+    supersedes_in_order: int | None = None  # its order's older keyboards must go
+
+
+def record_sent(sent: list[Sent]) -> None:
+    """Record messages Telegram accepted, in one short transaction (the bot process group-commits them)."""
+    if not sent:
+        return
+    now = utcnow()
+    with db.engine.begin() as conn:  # the hottest write of the process: Core, without the session's bookkeeping
+        conn.execute(
+            _MARK_SENT,
+            [{"row_id": s.row_id, "sent_at": now, "message_id": s.message_id, "has_button": s.has_button} for s in sent],
+        )
+
+
+def superseded_buttons(order_pks: Iterable[int]) -> list[ButtonRef]:
+    """Keyboards of these orders that must go (an older message of an order whose newer one was sent); read-only."""
+    pks = sorted(set(order_pks))
+    if not pks:
+        return []
+    with db.engine.connect() as conn:
+        rows = conn.execute(_STALE_BUTTONS_OF_ORDERS, {"order_pks": pks})
+        return [ButtonRef(r.id, r.bot, r.chat_id, r.telegram_message_id, r.order_pk) for r in rows]
 
 
 def record_retry(row_id: int, worker: str, error: str, delay: float) -> None:
@@ -293,30 +350,15 @@ def release(row_ids: Iterable[int], worker: str, delay: float = 0.0) -> None:
 
 def _stale_buttons(order_pks: list[int] | None, bots: tuple[str, ...] | None, limit: int | None = None) -> list[ButtonRef]:
     """Sent messages that still carry a keyboard although their order closed or a newer status was sent."""
-    o = OutboxMessage
-    n = aliased(OutboxMessage)
-    newer_sent = (
-        select(n.id)
-        .where(n.order_pk == o.order_pk, n.kind == "status", n.id > o.id, n.state == "sent", n.telegram_message_id.is_not(None))
-        .exists()
-    )
-    stmt = (
-        select(o.id, o.bot, o.chat_id, o.telegram_message_id, o.order_pk)
-        .join(Order, Order.id == o.order_pk)
-        .where(
-            o.has_button == True,  # noqa: E712 (the partial index ix_outbox_has_button matches this form)
-            o.telegram_message_id.is_not(None),
-            or_(Order.cancellable == False, Order.cancel_requested_at.is_not(None), newer_sent),  # noqa: E712
-        )
-        .order_by(o.id)
-    )
     if order_pks is not None:
-        stmt = stmt.where(o.order_pk.in_(order_pks))
+        stmt, params = _STALE_BUTTONS_OF_ORDERS, {"order_pks": list(order_pks)}
+    else:
+        stmt, params = _STALE_BUTTONS, {}
     if bots is not None:
-        stmt = stmt.where(o.bot.in_(bots))
+        stmt = stmt.where(OutboxMessage.bot.in_(bots))
     if limit is not None:
         stmt = stmt.limit(limit)
-    return [ButtonRef(r.id, r.bot, r.chat_id, r.telegram_message_id, r.order_pk) for r in db.session.execute(stmt)]
+    return [ButtonRef(r.id, r.bot, r.chat_id, r.telegram_message_id, r.order_pk) for r in db.session.execute(stmt, params)]
 
 
 def stale_buttons(bots: Iterable[str], limit: int = 200) -> list[ButtonRef]:
