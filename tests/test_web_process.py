@@ -89,11 +89,12 @@ class Web:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"gunicorn exited: {self.output()}"
             try:
-                if requests.get(self.base + "/healthz", timeout=5).status_code == 200:
+                # Once connected, wait for the answer: a probe given up on would still be served and logged.
+                if requests.get(self.base + "/healthz", timeout=(1, 30)).status_code == 200:
                     self.sent.append(("GET", "/healthz"))
                     self.statuses.append("200")
                     return
-            except requests.RequestException:  # not listening yet, or the workers are still booting
+            except requests.ConnectionError:  # not listening yet
                 time.sleep(0.1)
         raise AssertionError(f"gunicorn did not answer within {timeout} s: {self.output()}")
 
