@@ -15,13 +15,20 @@ from models import db
 migrate = Migrate()
 
 
+class OneLineFormatter(logging.Formatter):
+    """Tracebacks and multi-line messages folded into the event's line, so one event is one line in the journal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\r", "").replace("\n", " | ")
+
+
 def configure_logging(level: str = "INFO") -> None:
     """One line per event: time, level, process, logger, message."""
     root = logging.getLogger()
     if getattr(root, "_customer_bot_configured", False):
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
     root._customer_bot_configured = True  # type: ignore[attr-defined]
