@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ from config import Config, ConfigError
 
 log = logging.getLogger("run_bot")
 
+TOKEN_SHAPE = re.compile(r"\d+:[A-Za-z0-9_-]+")
 SHUTDOWN_GRACE = 9.0  # seconds after SIGTERM before the process exits no matter what
 POLLER_CLOSE_WAIT = 4.0  # seconds to wait for the update being handled
 
@@ -79,6 +81,10 @@ def main() -> int:
                 "(or run `make run` for a local sandbox with an emulated Telegram)",
                 file=sys.stderr,
             )
+            return 2
+        token = getattr(config, spec.token_setting, "")
+        if token and not TOKEN_SHAPE.fullmatch(token):
+            print(f"run_bot.py: {spec.token_setting} does not look like a bot token (<digits>:<secret>)", file=sys.stderr)
             return 2
     try:
         return run(config, specs)
