@@ -20,17 +20,34 @@ HEADS = ("Order ", "Заказ ")
 
 
 def prepare(stack: Stack, users: int, orders: int, statuses: tuple[str, ...], first_user: int) -> list[tuple[int, str, str]]:
-    """Link `users` users, then queue `statuses` for `orders` orders each; returns (user, order, status) in queue order."""
-    people = [stack.user(first_user + i) for i in range(users)]
+    """Link `users` users, then queue `statuses` for `orders` orders each; returns (user, order, status) in queue order.
+
+    Bulk data goes straight through the service layer (the API path is walked in test_story.py): it is the
+    bot process, not the setup, these tests are about.
+    """
+    from services import linking
+    from services import orders as order_service
+
+    def link(user: int) -> None:
+        stack.user(user)
+        with stack.db():
+            linking.claim(linking.issue().code, user)
+
+    def push(user: int, orders_of_user: list[tuple[str, str]]) -> None:
+        with stack.db():
+            for order_id, status in orders_of_user:
+                order_service.record_status(user, "cafe-1", order_id, status)
+
+    people = [first_user + i for i in range(users)]
+    stack.db()  # build the app once, before the threads use it
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(stack.api.link, people))
-    queued = []
-    for status in statuses:
-        for user in people:
-            for n in range(orders):
-                queued.append((user, f"O{user}-{n}", status))
+        list(pool.map(link, people))
+    queued = [(user, f"O{user}-{n}", status) for status in statuses for user in people for n in range(orders)]
+    by_user: dict[int, list[tuple[str, str]]] = {}
+    for user, order_id, status in queued:  # each user's rows in queue order, users in parallel
+        by_user.setdefault(user, []).append((order_id, status))
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda item: stack.api.push(*item), queued))
+        list(pool.map(lambda item: push(*item), by_user.items()))
     return queued
 
 
