@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models import DialogSelection, Horeca, OutboxMessage, StaffMember, StaffState, db, iso, utcnow
@@ -214,6 +214,16 @@ def remove(horeca_id: str, telegram_user_id: int) -> dict:
                 state.current_horeca_id = others[0].horeca_id if others else None
                 state.mode = "idle"
                 state.updated_at = now
+            # Customer messages of this horeca still waiting for delivery to them are not theirs any more.
+            marker = '"horeca_id":' + json.dumps(horeca_id, ensure_ascii=False) + ","
+            db.session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.bot == "horeca", OutboxMessage.chat_id == member.chat_id, OutboxMessage.state == "pending",
+                    OutboxMessage.payload.contains(marker, autoescape=True),
+                )
+                .values(state="failed", last_error="the staff member was removed")
+            )
             queue_notice(member, {"type": "removed", "horeca": horeca_name(horeca_id)})
         result = {"horeca_id": horeca_id, "telegram_user_id": telegram_user_id, "removed_at": iso(member.removed_at)}
         db.session.commit()

@@ -488,3 +488,17 @@ def test_mode_state_survives_and_is_validated(ctx):
     db.session.remove()
     assert db.session.get(StaffState, BARISTA).mode == "adding_reply"
     db.session.rollback()
+
+
+def test_customer_messages_still_queued_for_a_removed_member_are_not_sent(ctx):
+    join(BARISTA, "cafe-1")
+    join(BARISTA, "cafe-2")
+    customer(1, "Anna", horeca_id="cafe-1")
+    customer(2, "Boris", horeca_id="cafe-2")
+    dialogs.relay_from_customer(1, "for cafe one")
+    dialogs.relay_from_customer(2, "for cafe two")
+    staff.remove("cafe-1", BARISTA)
+    rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.bot == "horeca").order_by(OutboxMessage.id)).all()
+    states = [(json.loads(r.payload).get("text") or json.loads(r.payload)["type"], r.state) for r in rows]
+    db.session.rollback()
+    assert states == [("for cafe one", "failed"), ("for cafe two", "pending"), ("removed", "pending")]
