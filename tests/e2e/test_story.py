@@ -192,3 +192,27 @@ def test_linked_user_start_lists_active_orders(stack: Stack):
     assert "H-8" not in reply["plain_text"]  # completed: not active any more
     (reply,) = stack.say(anna, "hello there")
     assert "Order updates arrive here by themselves." in reply["plain_text"]
+
+
+def test_the_backend_hears_about_it_by_signed_webhooks(stack: Stack):
+    from tests.test_webhooks import SECRET, Receiver
+
+    receiver = Receiver()
+    try:
+        stack.start_bot(BACKEND_WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET)
+        anna = stack.user(1011)
+        code = link_by_deep_link(stack, anna)
+        stack.api.push(anna, "W-1", "created")
+        (message,) = stack.wait_status_messages(anna, "W-1", 1)
+        wait_until(lambda: buttons(stack.message(anna, message["message_id"])), what="the Cancel button")
+        stack.press(anna, message["message_id"], button_text="Cancel order")
+        stack.press(anna, message["message_id"], button_text="Yes, cancel")
+        stack.emu.block(BOT_USERNAME, anna)
+        wait_until(lambda: len(receiver.received) >= 3, 15, 0.1, "three webhook events")
+        events = [r.verify() for r in receiver.received]  # signatures checked as the backend would
+        assert [e["type"] for e in events] == ["user.linked", "order.cancel_requested", "user.blocked"]
+        assert events[0]["data"] == {"telegram_user_id": anna, "verification_code": code}
+        assert events[1]["data"] == {"order_id": "W-1", "horeca_id": "cafe-1", "user_id": anna}
+        assert events[2]["data"] == {"telegram_user_id": anna}
+    finally:
+        receiver.stop()
