@@ -295,7 +295,7 @@ def machine() -> dict:
 def gunicorn_settings() -> dict:
     """What gunicorn.conf.py resolves to here (workers, class)."""
     out = subprocess.run([sys.executable, "-c", "import runpy, json; c = runpy.run_path('gunicorn.conf.py'); "
-                          "print(json.dumps({k: c[k] for k in ('workers', 'worker_class', 'keepalive', 'timeout')}))"],
+                          "print(json.dumps({k: c[k] for k in ('workers', 'worker_class', 'threads', 'keepalive', 'timeout') if k in c}))"],
                          cwd=BASE, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
