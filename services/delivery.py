@@ -9,7 +9,9 @@ died and is taken over.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -115,6 +117,20 @@ _MARK_SENT = (
 )
 
 
+_sqlite_writers = threading.Lock()
+
+
+@contextmanager
+def _turn() -> Iterator[None]:
+    """On SQLite, this process's writers take turns here: a waiting thread gets the lock the moment it is free,
+    where SQLite's own busy handler would sleep for milliseconds and stall every delivery worker behind it."""
+    if db.engine.dialect.name == "sqlite":
+        with _sqlite_writers:
+            yield
+    else:
+        yield
+
+
 def _clip(error: str) -> str:
     return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
 
@@ -176,7 +192,7 @@ _MARK_BLOCKED = (
 def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float) -> list[Job]:
     """Claim up to `limit` due messages of these bots for `worker`: marks them sending and commits."""
     now = utcnow()
-    with db.engine.begin() as conn:  # hot: Core statements built once, one short transaction
+    with _turn(), db.engine.begin() as conn:  # hot: Core statements built once, one short transaction
         rows = conn.execute(
             _CLAIM.limit(limit), {"bots": list(bots), "now": now, "stale": now - timedelta(seconds=claim_timeout)}
         ).all()
@@ -237,7 +253,7 @@ def record_sent(sent: list[Sent]) -> None:
     if not sent:
         return
     now = utcnow()
-    with db.engine.begin() as conn:  # the hottest write of the process: Core, without the session's bookkeeping
+    with _turn(), db.engine.begin() as conn:  # the hottest write: Core, without the session's bookkeeping
         conn.execute(
             _MARK_SENT,
             [{"row_id": s.row_id, "sent_at": now, "message_id": s.message_id, "has_button": s.has_button} for s in sent],
@@ -256,54 +272,57 @@ def superseded_buttons(order_pks: Iterable[int]) -> list[ButtonRef]:
 
 def record_retry(row_id: int, worker: str, error: str, delay: float) -> None:
     """The attempt failed for a reason that may pass: try again after `delay` seconds."""
-    try:
-        row = _claimed(row_id, worker)
-        if row is not None:
-            row.state = "pending"
-            row.next_attempt_at = utcnow() + timedelta(seconds=max(delay, 0.0))
-            row.last_error = _clip(error)
-            row.claimed_at = None
-            row.claimed_by = None
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    with _turn():
+        try:
+            row = _claimed(row_id, worker)
+            if row is not None:
+                row.state = "pending"
+                row.next_attempt_at = utcnow() + timedelta(seconds=max(delay, 0.0))
+                row.last_error = _clip(error)
+                row.claimed_at = None
+                row.claimed_by = None
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
 
 
 def record_failed(row_id: int, worker: str, error: str) -> list[ButtonRef]:
     """The message can never be delivered; returns buttons of its order that must go if the order closed."""
-    try:
-        row = _claimed(row_id, worker)
-        refs: list[ButtonRef] = []
-        if row is not None:
-            row.state = "failed"
-            row.last_error = _clip(error)
-            row.claimed_at = None
-            row.claimed_by = None
-            if row.order_pk is not None:
-                refs = _stale_buttons([row.order_pk], None)
-        db.session.commit()
-        return refs
-    except Exception:
-        db.session.rollback()
-        raise
+    with _turn():
+        try:
+            row = _claimed(row_id, worker)
+            refs: list[ButtonRef] = []
+            if row is not None:
+                row.state = "failed"
+                row.last_error = _clip(error)
+                row.claimed_at = None
+                row.claimed_by = None
+                if row.order_pk is not None:
+                    refs = _stale_buttons([row.order_pk], None)
+            db.session.commit()
+            return refs
+        except Exception:
+            db.session.rollback()
+            raise
 
 
 def record_blocked(row_id: int, worker: str, bot: str, chat_id: int, deactivated: bool = False) -> None:
     """Telegram said 403: this message, and every pending one to the chat, is blocked; the customer too."""
-    try:
-        error = DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR
-        row = _claimed(row_id, worker)
-        if row is not None:
-            row.state = "blocked"
-            row.last_error = error
-            row.claimed_at = None
-            row.claimed_by = None
-        _block_chat(bot, chat_id, error, deactivated)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    with _turn():
+        try:
+            error = DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR
+            row = _claimed(row_id, worker)
+            if row is not None:
+                row.state = "blocked"
+                row.last_error = error
+                row.claimed_at = None
+                row.claimed_by = None
+            _block_chat(bot, chat_id, error, deactivated)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
 
 
 def _block_chat(bot: str, chat_id: int, error: str, deactivated: bool) -> None:
@@ -320,12 +339,13 @@ def _block_chat(bot: str, chat_id: int, error: str, deactivated: bool) -> None:
 
 def chat_blocked(bot: str, chat_id: int, deactivated: bool = False) -> None:
     """A 403 outside of sending (an edit): mark the chat blocked. Own transaction."""
-    try:
-        _block_chat(bot, chat_id, DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR, deactivated)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    with _turn():
+        try:
+            _block_chat(bot, chat_id, DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR, deactivated)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
 
 
 def release(row_ids: Iterable[int], worker: str, delay: float = 0.0) -> None:
@@ -333,19 +353,20 @@ def release(row_ids: Iterable[int], worker: str, delay: float = 0.0) -> None:
     ids = list(row_ids)
     if not ids:
         return
-    try:
-        db.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "sending", OutboxMessage.claimed_by == worker)
-            .values(
-                state="pending", claimed_at=None, claimed_by=None, attempts=OutboxMessage.attempts - 1,
-                next_attempt_at=utcnow() + timedelta(seconds=max(delay, 0.0)),
+    with _turn():
+        try:
+            db.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "sending", OutboxMessage.claimed_by == worker)
+                .values(
+                    state="pending", claimed_at=None, claimed_by=None, attempts=OutboxMessage.attempts - 1,
+                    next_attempt_at=utcnow() + timedelta(seconds=max(delay, 0.0)),
+                )
             )
-        )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
 
 
 def _stale_buttons(order_pks: list[int] | None, bots: tuple[str, ...] | None, limit: int | None = None) -> list[ButtonRef]:
@@ -377,12 +398,13 @@ def stale_buttons_of(order_pk: int) -> list[ButtonRef]:
 
 def set_has_button(row_id: int, has_button: bool) -> None:
     """Remember whether the message now carries a keyboard. Own transaction."""
-    try:
-        db.session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(has_button=has_button))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    with _turn():
+        try:
+            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(has_button=has_button))
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
 
 
 def find_message(bot: str, chat_id: int, message_id: int, order_pk: int) -> MessageRef | None:
