@@ -15,7 +15,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from flask import Flask
@@ -331,8 +331,3 @@ class Recorder:
         """Stop after recording what is queued."""
         self._queue.put(None)
         self._thread.join(10)
-
-
-def make_job(engine: Delivery) -> Callable[[], int]:
-    """The callable the scheduler runs."""
-    return engine.tick
