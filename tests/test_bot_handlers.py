@@ -198,7 +198,6 @@ def test_a_crashing_handler_apologises_and_polling_goes_on(app, bot, telegram, m
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(linking, "claim", boom)
-    monkeypatch.setattr(handlers.log, "disabled", False)  # alembic's fileConfig (test migrations) disables loggers
     bot.process_new_updates([message(508, "ABCDEFGH23")])  # must not raise
     assert telegram.texts() == [texts.EN.apology]
     assert "handler on_text failed (user 508)" in caplog.text and "database on fire" in caplog.text
