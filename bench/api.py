@@ -293,10 +293,10 @@ def machine() -> dict:
 
 
 def gunicorn_settings() -> dict:
-    """What gunicorn.conf.py resolves to here (workers, class)."""
-    out = subprocess.run([sys.executable, "-c", "import runpy, json; c = runpy.run_path('gunicorn.conf.py'); "
-                          "print(json.dumps({k: c[k] for k in ('workers', 'worker_class', 'threads', 'keepalive', 'timeout') if k in c}))"],
-                         cwd=BASE, capture_output=True, text=True, check=True)
+    """What gunicorn.conf.py resolves to here (workers, class, threads), read in a child as gunicorn would."""
+    keys = ("workers", "worker_class", "threads", "keepalive", "timeout")
+    code = f"import runpy, json; c = runpy.run_path('gunicorn.conf.py'); print(json.dumps({{k: c[k] for k in {keys} if k in c}}))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=BASE, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
@@ -386,6 +386,11 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {RESULTS.relative_to(BASE)}")
+    for r in results["runs"]:
+        if r["fixed_rate"]["send_lag_p99_ms"] > 5:
+            print(f"note: {r['backend']} {r['endpoint']}: at the fixed rate the sender itself was late by "
+                  f"{r['fixed_rate']['send_lag_p99_ms']} ms (p99): a busy machine or a saturated server; "
+                  "that wait counts in the latency")
     bad = [r for r in results["runs"] for key in ("saturation", "fixed_rate")
            if any(not code.startswith("2") for code in r[key]["statuses"]) or r[key].get("errors")]
     for r in bad:
