@@ -72,6 +72,8 @@ def served_document() -> dict:
     return app.test_client().get("/openapi.json").get_json()
 
 
+# Loaded at import and sent to each backend's app per case (`call_and_validate(app=...)`): schemathesis's
+# fixture-based loader (`schemathesis.pytest.from_fixture`) fails on pytest 9 ('Function' has no `_nodeid`).
 schema = schemathesis.openapi.from_dict(served_document(), config=CONFIG)
 statuses: Counter[tuple[str, str, int]] = Counter()  # (backend, operation, status) seen by the fuzz test
 
