@@ -6,6 +6,9 @@ All times are stored as naive UTC (`utcnow()`), so SQLite and PostgreSQL hold th
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
@@ -50,11 +53,27 @@ def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: AN
     cursor.close()
 
 
+_read_only: ContextVar[bool] = ContextVar("read_only_transaction", default=False)
+
+
+@contextmanager
+def read_only() -> Iterator[None]:
+    """Mark the transactions begun inside as reads: on SQLite they take no write lock (WAL readers never wait).
+
+    Use it (also as a decorator) only around code that ends its transaction before leaving and writes nothing.
+    """
+    token = _read_only.set(True)
+    try:
+        yield
+    finally:
+        _read_only.reset(token)
+
+
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn) -> None:  # noqa: ANN001
     """Take the write lock up front so two processes writing the same file wait instead of failing."""
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
 
 
 class Customer(db.Model):

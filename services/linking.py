@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from models import CodeAttempt, VerificationCode, db, utcnow
+from models import CodeAttempt, VerificationCode, db, read_only, utcnow
 from services import customers, events
 from services.errors import Conflict, Invalid, NotFound
 
@@ -81,6 +81,7 @@ def _live_code(code: str, purpose: str, lock: bool = False) -> VerificationCode:
     return row
 
 
+@read_only()
 def verification_status(code: str) -> tuple[str, int | None]:
     """(code as issued, the claiming user's id or None while pending); NotFound if unknown or expired."""
     try:
@@ -131,7 +132,9 @@ def too_many_wrong_codes(telegram_user_id: int) -> bool:
     """True once a user typed MAX_WRONG_CODES wrong codes within the window."""
     since = utcnow() - WRONG_CODE_WINDOW
     count = db.session.scalar(
-        select(func.count()).select_from(CodeAttempt).where(CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at > since)
+        select(func.count())
+        .select_from(CodeAttempt)
+        .where(CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at > since)
     )
     db.session.rollback()
     return (count or 0) >= MAX_WRONG_CODES
@@ -140,6 +143,10 @@ def too_many_wrong_codes(telegram_user_id: int) -> bool:
 def record_wrong_code(telegram_user_id: int) -> None:
     """Count one wrong code, and forget attempts older than the window."""
     now = utcnow()
-    db.session.execute(delete(CodeAttempt).where(CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at <= now - WRONG_CODE_WINDOW))
+    db.session.execute(
+        delete(CodeAttempt).where(
+            CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at <= now - WRONG_CODE_WINDOW
+        )
+    )
     db.session.add(CodeAttempt(telegram_user_id=telegram_user_id, created_at=now))
     db.session.commit()

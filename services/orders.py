@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from models import Order, OutboxMessage, db, iso, utcnow
+from models import Order, OutboxMessage, db, iso, read_only, utcnow
 from services import customers, events
 from services.errors import Conflict, NotFound
 
@@ -97,6 +97,7 @@ def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, tex
     return Recorded(update_id, order_id, horeca_id, status, state, duplicate=False)
 
 
+@read_only()
 def order_view(horeca_id: str, order_id: str) -> dict:
     """The order with every status update and its delivery state."""
     order = db.session.scalar(select(Order).where(Order.horeca_id == horeca_id, Order.order_id == order_id))

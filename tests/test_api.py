@@ -152,7 +152,9 @@ def test_subscribe_status_of_unknown_and_linked_users(api, spec):
     assert known["linked_at"]
 
 
-@pytest.mark.parametrize("query", ["", "?user_id=", "?user_id=abc", "?user_id=1.5", "?user_id=-3", "?user_id=0", f"?user_id={2**63}"])
+@pytest.mark.parametrize(
+    "query", ["", "?user_id=", "?user_id=abc", "?user_id=1.5", "?user_id=-3", "?user_id=0", f"?user_id={2**63}"]
+)
 def test_subscribe_status_rejects_bad_user_ids(api, spec, query):
     response = api.get("/subscribe-status" + query)
     assert response.status_code == 400
@@ -290,7 +292,12 @@ def test_extra_fields_are_ignored(api):
 
 @pytest.mark.parametrize(
     "data,content_type",
-    [("not json", "application/json"), ("{", "application/json"), ("[1,2]", "application/json"), ("a=b", "application/x-www-form-urlencoded")],
+    [
+        ("not json", "application/json"),
+        ("{", "application/json"),
+        ("[1,2]", "application/json"),
+        ("a=b", "application/x-www-form-urlencoded"),
+    ],
 )
 def test_non_json_bodies_are_400_json(api, data, content_type):
     response = api.post("/provide_message_to_user/", data=data, headers={"Content-Type": content_type})
@@ -380,3 +387,24 @@ def test_the_schema_requires_one_of_the_two_user_id_spellings(api, spec):
     ]:
         assert validator.is_valid(body) is (status == 200), body  # the document says what the API does
         assert api.post("/enter_key_from_user/", json=body).status_code == status
+
+
+def test_reads_do_not_wait_for_a_writer_on_sqlite(api, database_url):
+    """On SQLite, API reads take no write lock: they answer while the bot process holds one."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock only")
+    import sqlite3
+    import time
+
+    link(api, 1001)
+    push(api, "created")
+    writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process is writing
+    try:
+        started = time.monotonic()
+        assert api.get("/subscribe-status?user_id=1001").get_json()["subscribed"] is True
+        assert api.get("/orders/cafe-1/A-1").status_code == 200
+        assert time.monotonic() - started < 5  # the busy timeout is 15 s: a read that waited would take that long
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
