@@ -13,7 +13,7 @@ import logging
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from models import db
+from models import db, read_only
 from services import monitoring
 
 bp = Blueprint("health", __name__)
@@ -31,6 +31,7 @@ def database_status() -> str:
         return f"unreachable: {type(exc).__name__}"
 
 
+@read_only()
 def report() -> tuple[dict, bool]:
     """The health document, and whether every expected bot is alive (False when the database is down)."""
     database = database_status()

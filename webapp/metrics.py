@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from models import read_only
 from services import monitoring
 from webapp.auth import token_matches
 from webapp.errors import error_response
@@ -86,8 +87,9 @@ class _Database:
         config = self.app.config
         up = GaugeMetricFamily(f"{PREFIX}_database_up", "1 when the database answered this scrape's queries")
         try:
-            snap = monitoring.snapshot(self.app.extensions["delivery_latency"])
-            bots = monitoring.bot_statuses(config["BOT_STALE_SECONDS"], monitoring.expected_bots(config))
+            with read_only():  # scrapes never wait behind a writer on SQLite
+                snap = monitoring.snapshot(self.app.extensions["delivery_latency"])
+                bots = monitoring.bot_statuses(config["BOT_STALE_SECONDS"], monitoring.expected_bots(config))
         except Exception as exc:  # noqa: BLE001 - the HTTP metrics are still worth serving
             log.warning("metrics: database queries failed: %s", type(exc).__name__)
             up.add_metric([], 0)
