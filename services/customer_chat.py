@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models import db
+from models import db, read_only
 from services import customers, orders
 
 
@@ -49,6 +49,7 @@ def greet(telegram_user_id: int, chat_id: int, profile: customers.Profile | None
         raise
 
 
+@read_only()
 def order_lines(telegram_user_id: int) -> list[OrderLine]:
     """The user's active orders, oldest first; read-only."""
     try:

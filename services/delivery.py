@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from models import Customer, Order, OutboxMessage, db, utcnow
+from models import Customer, Order, OutboxMessage, db, read_only, utcnow
 from services import customers
 from services.orders import CANCELLABLE_STATUSES
 
@@ -260,6 +260,7 @@ def record_sent(sent: list[Sent]) -> None:
         )
 
 
+@read_only()  # on SQLite: no write lock, so never waits behind the delivery's writes
 def superseded_buttons(order_pks: Iterable[int]) -> list[ButtonRef]:
     """Keyboards of these orders that must go (an older message of an order whose newer one was sent); read-only."""
     pks = sorted(set(order_pks))
@@ -382,6 +383,7 @@ def _stale_buttons(order_pks: list[int] | None, bots: tuple[str, ...] | None, li
     return [ButtonRef(r.id, r.bot, r.chat_id, r.telegram_message_id, r.order_pk) for r in db.session.execute(stmt, params)]
 
 
+@read_only()  # on SQLite: no write lock, so never waits behind the delivery's writes
 def stale_buttons(bots: Iterable[str], limit: int = 200) -> list[ButtonRef]:
     """Every message (of these bots) whose keyboard should be gone; read-only."""
     refs = _stale_buttons(None, tuple(bots), limit)
@@ -389,6 +391,7 @@ def stale_buttons(bots: Iterable[str], limit: int = 200) -> list[ButtonRef]:
     return refs
 
 
+@read_only()  # on SQLite: no write lock, so never waits behind the delivery's writes
 def stale_buttons_of(order_pk: int) -> list[ButtonRef]:
     """The messages of one order whose keyboard should be gone; read-only."""
     refs = _stale_buttons([order_pk], None)
@@ -407,6 +410,7 @@ def set_has_button(row_id: int, has_button: bool) -> None:
             raise
 
 
+@read_only()  # on SQLite: no write lock, so never waits behind the delivery's writes
 def find_message(bot: str, chat_id: int, message_id: int, order_pk: int) -> MessageRef | None:
     """The status message `message_id` in `chat_id` if it belongs to order `order_pk`; read-only."""
     o = OutboxMessage
