@@ -25,12 +25,8 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import re
 import shutil
-import signal
-import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -39,30 +35,32 @@ import threading
 import time
 import uuid
 from collections import Counter
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
 
-from config import normalize_database_url  # noqa: E402
+from bench.common import (  # noqa: E402
+    HOST,
+    admin_database_url,
+    free_port,
+    gunicorn,
+    migrate,
+    percentile,
+    postgres_database,
+    sqlite_database,
+)
+from bench.common import machine as common_machine  # noqa: E402
 
 LUA = BASE / "bench" / "api.lua"
 RESULTS = BASE / "bench" / "results" / "api.json"
 TOKEN = "bench-api-token"
 USERS = [7_000_000_001 + i for i in range(5)]  # a few linked users; 64-bit ids like real Telegram ones
-HOST = "127.0.0.1"
 # Targets of issue 2 (PostgreSQL, this 2-core machine): ratio to the bare endpoint's requests/s, p99 at the fixed rate.
 RATIO_TARGETS = {"subscribe": 0.5, "provide": 0.3}
 P99_TARGET_MS = 50.0
 ENDPOINTS = {"bare": "GET /bare", "subscribe": "GET /subscribe-status", "provide": "POST /provide_message_to_user/"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def server_env(database_url: str | None, port: int) -> dict[str, str]:
@@ -73,72 +71,6 @@ def server_env(database_url: str | None, port: int) -> dict[str, str]:
     if database_url:
         env["DATABASE_URL"] = database_url
     return env
-
-
-@contextmanager
-def gunicorn(app: str, env: dict[str, str], log: Path):
-    """`gunicorn -c gunicorn.conf.py <app>` until the block ends; waits until it answers."""
-    port = int(env["GUNICORN_BIND"].rpartition(":")[2])
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app], cwd=BASE, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log}")
-            try:
-                conn = http.client.HTTPConnection(HOST, port, timeout=2)
-                conn.request("GET", "/bare" if "bare" in app else "/healthz")
-                status = conn.getresponse().status
-                conn.close()
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer within 30 s; see {log}")
-            time.sleep(0.2)
-        yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def migrate(database_url: str) -> None:
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=BASE, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@contextmanager
-def postgres_database(admin_url: str):
-    """A database of its own for this run, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin_url = normalize_database_url(admin_url)
-    name = f"bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-        version = "PostgreSQL " + conn.execute(text("SHOW server_version")).scalar()
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False), version
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
-def sqlite_database(directory: Path):
-    """A fresh SQLite file for this run."""
-    yield f"sqlite:///{directory / 'bench.db'}", f"SQLite {sqlite3.sqlite_version}"
 
 
 def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -200,11 +132,6 @@ def request_for(mode: str, prefix: str, i: int) -> tuple[str, str, bytes | None]
     body = {"user_id": USERS[k % len(USERS)], "horeca_id": "bench-cafe", "order_id": f"{prefix}-{k}", "status": status,
             "text": "2 x latte"}
     return "POST", "/provide_message_to_user/", json.dumps(body).encode()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 def run_fixed_rate(port: int, mode: str, prefix: str, rate: float, duration: float, senders: int = 32) -> dict:
@@ -275,21 +202,11 @@ def saturate(port: int, mode: str, bare_port: int, args: argparse.Namespace) -> 
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BASE, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip(),
-        "commit": commit,
-    }
+    info = common_machine()
+    commit = info.pop("commit")
+    info["wrk"] = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip()
+    info["commit"] = commit
+    return info
 
 
 def gunicorn_settings() -> dict:
@@ -342,7 +259,7 @@ def main() -> int:
         print("bench/api.py needs wrk, the HTTP load generator: apt-get install -y wrk (Debian/Ubuntu)", file=sys.stderr)
         return 2
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    admin_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+    admin_url = admin_database_url()
 
     results: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -24,17 +24,17 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
 
+from bench.common import admin_database_url, free_port, postgres_database  # noqa: E402
 from devtools.tg_emulator import EmulatorClient  # noqa: E402
 
 RESULTS = BASE / "bench" / "results" / "staff_broadcast.json"
@@ -45,12 +45,6 @@ CUSTOMER_BOT, STAFF_BOT = "BenchCafeBot", "BenchCafeStaffBot"
 BARISTA = 6_000_000_001
 FIRST_CUSTOMER = 7_000_000_001
 TEXT = "The coffee machine is down, ten more minutes. Sorry!"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def token(bot_id: int) -> str:
@@ -66,38 +60,6 @@ def wait(predicate, timeout: float, what: str, interval: float = 0.05):  # noqa:
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
-
-
-def database(postgres: bool, tmp: Path) -> tuple[str, str | None]:
-    """(URL of a fresh database, the PostgreSQL database to drop afterwards)."""
-    if not postgres:
-        return f"sqlite:///{tmp / 'bench.db'}", None
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from config import normalize_database_url
-
-    admin_url = normalize_database_url(os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    name = f"bench_staff_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), name
-
-
-def drop(name: str | None) -> None:
-    if name is None:
-        return
-    from sqlalchemy import create_engine, text
-
-    from config import normalize_database_url
-
-    admin_url = normalize_database_url(os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def seed(url: str, n: int) -> str:
@@ -134,7 +96,11 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-staff-"))
-    url, pg_name = database(args.postgres, tmp)
+    databases = ExitStack()  # a PostgreSQL database of the run's own, dropped at the end
+    if args.postgres:
+        url, _ = databases.enter_context(postgres_database(admin_database_url(), "bench_staff"))
+    else:
+        url = f"sqlite:///{tmp / 'bench.db'}"
     procs: list[subprocess.Popen] = []
     try:
         code = seed(url, args.n)
@@ -217,7 +183,7 @@ def main() -> int:
                     proc.wait(15)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        drop(pg_name)
+        databases.close()
 
 
 if __name__ == "__main__":
