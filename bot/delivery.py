@@ -253,7 +253,7 @@ class Delivery:
             log.exception("removing the keyboard of outbox row %s failed", ref.row_id)
 
     def _strip(self, ref: ButtonRef) -> None:
-        """editMessageReplyMarkup without a keyboard, and remember that it is gone."""
+        """Edit the message without its keyboard (and the cancel hint), and remember that it is gone."""
         bot, limiter = self.bots.get(ref.bot), self.limiters.get(ref.bot)
         if bot is None or limiter is None or self.stop.is_set():
             return  # the sweep after the next start finds it
@@ -264,7 +264,9 @@ class Delivery:
         if pause > 0 and self.stop.wait(pause):
             return
         try:
-            bot.edit_message_reply_markup(ref.chat_id, ref.message_id, reply_markup=None, timeout=self.settings.request_timeout)
+            rendering.remove_keyboard(
+                bot, ref.chat_id, ref.message_id, rendering.without_keyboard(ref), timeout=self.settings.request_timeout
+            )
         except Exception as exc:  # noqa: BLE001 - sorted below
             failure = classify(exc)
             if failure.kind in (NOT_MODIFIED, FINAL):

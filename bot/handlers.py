@@ -17,7 +17,7 @@ from telebot import TeleBot, util
 from telebot.apihelper import ApiTelegramException
 from telebot.types import BotCommand, CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message, User
 
-from bot import customer_dialogs, keyboards, texts
+from bot import customer_dialogs, keyboards, rendering, texts
 from bot.telegram import describe
 from bot.texts import PARSE_MODE, Texts
 from services import customer_chat, customers, delivery, linking, orders
@@ -265,10 +265,11 @@ def _strip_others(bot: TeleBot, ref: MessageRef) -> None:
     """After a cancel request no message of the order keeps a keyboard."""
     for other in delivery.stale_buttons_of(ref.order_pk):
         try:
-            bot.edit_message_reply_markup(other.chat_id, other.message_id, reply_markup=None)
+            rendering.remove_keyboard(bot, other.chat_id, other.message_id, rendering.without_keyboard(other))
         except ApiTelegramException as exc:
-            log.info("could not remove the keyboard of row %s: %s", other.row_id, describe(exc))
-            continue  # the delivery job's sweep tries again
+            if "message is not modified" not in str(exc.description):
+                log.info("could not remove the keyboard of row %s: %s", other.row_id, describe(exc))
+                continue  # the delivery job's sweep tries again
         delivery.set_has_button(other.row_id, False)
 
 
@@ -277,7 +278,7 @@ def _recheck(bot: TeleBot, message: Message, ref: MessageRef) -> None:
     now = delivery.find_message(BOT_NAME, message.chat.id, message.message_id, ref.order_pk)
     if now is not None and (not now.order_open or not now.newest_sent):
         try:
-            bot.edit_message_reply_markup(message.chat.id, message.message_id, reply_markup=None)
+            rendering.remove_keyboard(bot, message.chat.id, message.message_id, rendering.without_keyboard(now))
         except ApiTelegramException as exc:
             if "message is not modified" not in str(exc.description):
                 raise

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from telebot import TeleBot
 from telebot.types import InlineKeyboardMarkup
 
 from bot import keyboards, texts
-from services.delivery import Job
+from services.delivery import ButtonRef, Job, MessageRef
 from services.orders import CANCELLABLE_STATUSES
 
 
@@ -70,6 +72,25 @@ def render_customer_message(job: Job) -> Rendered:
     t = texts.for_language(job.language or payload.get("lang"))
     horeca = payload.get("horeca") or payload.get("horeca_id")
     return Rendered(t.staff_message(str(horeca) if horeca else None, job.text or ""))
+
+
+def without_keyboard(ref: ButtonRef | MessageRef) -> str | None:
+    """The text of a sent status message once its keyboard goes: the footer (the cancel hint) goes with it.
+
+    None for other kinds of message, whose text stays as it is.
+    """
+    if getattr(ref, "kind", "status") != "status":
+        return None
+    t = texts.for_language(ref.language)
+    return t.status_message(ref.order_id or "?", ref.horeca_id or "?", ref.status, ref.text)
+
+
+def remove_keyboard(bot: TeleBot, chat_id: int, message_id: int, text: str | None, **kwargs: Any) -> None:
+    """Take the inline keyboard off a sent message, and with it the text's cancel hint when `text` is given."""
+    if text is None:
+        bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None, **kwargs)
+    else:  # editMessageText without reply_markup removes the keyboard too
+        bot.edit_message_text(text, chat_id, message_id, parse_mode=texts.PARSE_MODE, **kwargs)
 
 
 register("customer", "status", render_status)

@@ -52,13 +52,19 @@ class Job:
 
 @dataclass(frozen=True)
 class ButtonRef:
-    """A sent message whose inline keyboard should go."""
+    """A sent message whose inline keyboard should go, with what re-rendering it without its footer needs."""
 
     row_id: int
     bot: str
     chat_id: int
     message_id: int
     order_pk: int | None
+    kind: str
+    status: str | None
+    text: str | None
+    order_id: str | None
+    horeca_id: str | None
+    language: str | None
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,12 @@ def _build_stale_buttons():
         .exists()
     )
     return (
-        select(o.id, o.bot, o.chat_id, o.telegram_message_id, o.order_pk)
+        select(
+            o.id, o.bot, o.chat_id, o.telegram_message_id, o.order_pk, o.kind, o.status, o.text,
+            Order.order_id, Order.horeca_id, Customer.language_code,
+        )
         .join(Order, Order.id == o.order_pk)
+        .outerjoin(Customer, Customer.id == Order.customer_id)
         .where(
             o.has_button == True,  # noqa: E712 (the partial index ix_outbox_has_button matches this form)
             o.telegram_message_id.is_not(None),
@@ -267,8 +277,7 @@ def superseded_buttons(order_pks: Iterable[int]) -> list[ButtonRef]:
     if not pks:
         return []
     with db.engine.connect() as conn:
-        rows = conn.execute(_STALE_BUTTONS_OF_ORDERS, {"order_pks": pks})
-        return [ButtonRef(r.id, r.bot, r.chat_id, r.telegram_message_id, r.order_pk) for r in rows]
+        return _button_refs(conn.execute(_STALE_BUTTONS_OF_ORDERS, {"order_pks": pks}))
 
 
 def record_retry(row_id: int, worker: str, error: str, delay: float) -> None:
@@ -380,7 +389,18 @@ def _stale_buttons(order_pks: list[int] | None, bots: tuple[str, ...] | None, li
         stmt = stmt.where(OutboxMessage.bot.in_(bots))
     if limit is not None:
         stmt = stmt.limit(limit)
-    return [ButtonRef(r.id, r.bot, r.chat_id, r.telegram_message_id, r.order_pk) for r in db.session.execute(stmt, params)]
+    return _button_refs(db.session.execute(stmt, params))
+
+
+def _button_refs(rows: Iterable[Any]) -> list[ButtonRef]:
+    """ButtonRefs from rows of the stale-buttons query."""
+    return [
+        ButtonRef(
+            r.id, r.bot, r.chat_id, r.telegram_message_id, r.order_pk, r.kind, r.status, r.text, r.order_id, r.horeca_id,
+            r.language_code,
+        )
+        for r in rows
+    ]
 
 
 @read_only()  # on SQLite: no write lock, so never waits behind the delivery's writes

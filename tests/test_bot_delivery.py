@@ -125,7 +125,10 @@ def test_statuses_are_sent_and_the_button_moves_to_the_newest(app, emulator):
     run(engine(app))
     first, second = emulator.messages(BOT, 611)
     assert EmulatorClient.buttons(first) == []  # taken away when the newer message went out
+    assert "cancel the order until it is ready" not in first["plain_text"]  # and the hint with it
+    assert "Order placed" in first["plain_text"]
     assert [t for t, _ in EmulatorClient.buttons(second)] == ["Cancel order"]
+    assert "cancel the order until it is ready" in second["plain_text"]
     assert {r.state for r in rows(app).values()} == {"sent"}
     assert [r.has_button for r in sorted(rows(app).values(), key=lambda r: r.id)] == [False, True]
 
@@ -137,6 +140,7 @@ def test_ready_sends_no_button_and_removes_the_old_one(app, emulator):
     push(app, 612, "A-2", "ready")
     run(engine(app))
     assert all(EmulatorClient.buttons(m) == [] for m in emulator.messages(BOT, 612))
+    assert not any("until it is ready" in m["plain_text"] for m in emulator.messages(BOT, 612))
 
 
 def test_a_400_is_final(app, emulator):
