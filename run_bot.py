@@ -153,7 +153,7 @@ def run(config: Config, specs: list[BotSpec]) -> int:
         engine.tick, "interval", seconds=settings.delivery_interval, id="delivery", name="outbox delivery",
         max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
-    _add_webhook_job(scheduler, app, settings.delivery_interval)
+    _add_webhook_job(scheduler, app, settings.delivery_interval, stop)
     if any(r.spec.name == "horeca" for r in running):
         from bot.staff_handlers import summary_job
 
@@ -223,7 +223,7 @@ def _check_webhook_config(app: Flask) -> None:
     webhooks.check_config(app.config)
 
 
-def _add_webhook_job(scheduler: object, app: Flask, interval: float) -> None:
+def _add_webhook_job(scheduler: object, app: Flask, interval: float, stop: threading.Event) -> None:
     """If BACKEND_WEBHOOK_URL is set, deliver the backend's webhook events from this process too."""
     if not app.config.get("BACKEND_WEBHOOK_URL"):
         return
@@ -233,7 +233,8 @@ def _add_webhook_job(scheduler: object, app: Flask, interval: float) -> None:
         log.warning("BACKEND_WEBHOOK_URL is set but services/webhooks.py is missing: webhook events stay queued")
         return
     scheduler.add_job(  # type: ignore[attr-defined]
-        webhooks.deliver_due, "interval", args=[app], seconds=max(interval, 1.0), id="webhooks", name="webhook delivery",
+        webhooks.deliver_due, "interval", args=[app], kwargs={"stop": stop}, seconds=max(interval, 1.0), id="webhooks",
+        name="webhook delivery",
         max_instances=1, coalesce=True, misfire_grace_time=None,
     )
 

@@ -12,6 +12,7 @@ import base64
 import binascii
 import logging
 import random
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -242,8 +243,11 @@ def _log_outcome(event: _Claimed, result: _Result, state: str | None) -> None:
         log.warning("webhook %s attempt %d failed, will retry: %s", event.event_id, attempt, result.error)
 
 
-def deliver_due(app: Flask, limit: int = 100) -> int:
-    """One scheduler tick: send up to `limit` due events; returns how many were attempted (0 when disabled)."""
+def deliver_due(app: Flask, limit: int = 100, stop: threading.Event | None = None) -> int:
+    """One scheduler tick: send up to `limit` due events; returns how many were attempted (0 when disabled).
+
+    Once `stop` is set (the bot process is shutting down) no further event is sent; the rest are given back.
+    """
     with app.app_context():
         url = _setting(app.config, "BACKEND_WEBHOOK_URL")
         if not url:
@@ -259,7 +263,7 @@ def deliver_due(app: Flask, limit: int = 100) -> int:
         remaining = list(claimed)
         try:
             with requests.Session() as http:
-                while remaining and time.monotonic() - started <= TICK_BUDGET:
+                while remaining and time.monotonic() - started <= TICK_BUDGET and not (stop and stop.is_set()):
                     event = remaining.pop(0)
                     result = _post(http, url, secret, signer, event)
                     attempted += 1

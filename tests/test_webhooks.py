@@ -417,6 +417,18 @@ def test_a_tick_out_of_time_gives_back_what_it_did_not_send(hook_app, receiver, 
     assert webhooks.deliver_due(hook_app) == 2  # at once, without waiting for the claims to go stale
 
 
+def test_a_tick_told_to_stop_sends_nothing_more_and_gives_the_rest_back(hook_app, receiver):
+    import threading
+
+    for n in range(3):
+        queue_event(hook_app, {"telegram_user_id": n})
+    stop = threading.Event()
+    stop.set()  # the bot process got SIGTERM
+    assert webhooks.deliver_due(hook_app, stop=stop) == 0
+    assert [(e.state, e.attempts, e.claimed_at) for e in stored(hook_app)] == [("pending", 0, None)] * 3
+    assert webhooks.deliver_due(hook_app) == 3  # the next process sends them at once
+
+
 def test_concurrent_ticks_never_send_the_same_event_twice(hook_app, receiver):
     total = 40
     with hook_app.app_context():
