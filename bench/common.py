@@ -170,9 +170,11 @@ def machine() -> dict:
     }
 
 
-def stop_on_sigterm() -> None:
-    """A SIGTERM to the benchmark unwinds it like Ctrl-C, so every child is stopped and every database dropped."""
+def interrupt_on_signals() -> None:
+    """SIGTERM, and SIGINT even when inherited as ignored (a background job of a script), unwind the benchmark
+    like Ctrl-C, so every child is stopped and every database dropped."""
     def raise_interrupt(signum, frame):  # noqa: ANN001, ARG001
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

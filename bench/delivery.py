@@ -51,12 +51,12 @@ from bench.common import (  # noqa: E402
     child,
     free_port,
     gunicorn,
+    interrupt_on_signals,
     machine,
     migrate,
     percentile,
     postgres_database,
     sqlite_database,
-    stop_on_sigterm,
 )
 from devtools.tg_emulator import EmulatorClient  # noqa: E402
 
@@ -371,7 +371,7 @@ def main() -> int:
     args.n = args.n or (300 if args.quick else 2000)
     args.duration = args.duration or (10.0 if args.quick else 20.0)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    stop_on_sigterm()
+    interrupt_on_signals()
 
     logdir = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
     results: dict = {
