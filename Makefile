@@ -23,6 +23,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/api.py
 	$(PY) bench/delivery.py
+	$(PY) bench/staff_broadcast.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
