@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {
     "API_TOKEN": "api-TOKEN-4f1c9e-do-not-log",
     "METRICS_TOKEN": "metrics-TOKEN-8d2b7a-do-not-log",
-    "TELEGRAM_BOT_TOKEN": "7000000123:TELEGRAM-token-0a9b8c7d6e5f-do-not-log",
-    "HORECA_BOT_TOKEN": "7000000456:HORECA-token-1b2c3d4e5f6a-do-not-log",
+    # Token-shaped on purpose, built here so no token-shaped string sits in the repository.
+    "TELEGRAM_BOT_TOKEN": "7000000123:" + "TELEGRAM-token-0a9b8c7d6e5f-do-not-log",
+    "HORECA_BOT_TOKEN": "7000000456:" + "HORECA-token-1b2c3d4e5f6a-do-not-log",
     "WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"WEBHOOK-secret-marker-0123456789").decode(),
 }
 # What must never show up: every secret, and the webhook key without its prefix.
