@@ -39,6 +39,16 @@ def iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
+def display_name(first_name: str | None, last_name: str | None, username: str | None, telegram_user_id: int) -> str:
+    """How a Telegram user is shown to a person: their name, else @username, else the id."""
+    name = " ".join(p for p in (first_name, last_name) if p)
+    if name:
+        return name
+    if username:
+        return "@" + username
+    return str(telegram_user_id)
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
     """WAL and a busy timeout, and let SQLAlchemy's `begin` event issue BEGIN itself."""
@@ -98,12 +108,7 @@ class Customer(db.Model):
 
     @property
     def display_name(self) -> str:
-        name = " ".join(p for p in (self.first_name, self.last_name) if p)
-        if name:
-            return name
-        if self.username:
-            return "@" + self.username
-        return str(self.telegram_user_id)
+        return display_name(self.first_name, self.last_name, self.username, self.telegram_user_id)
 
 
 class VerificationCode(db.Model):
@@ -262,12 +267,7 @@ class StaffMember(db.Model):
 
     @property
     def display_name(self) -> str:
-        name = " ".join(p for p in (self.first_name, self.last_name) if p)
-        if name:
-            return name
-        if self.username:
-            return "@" + self.username
-        return str(self.telegram_user_id)
+        return display_name(self.first_name, self.last_name, self.username, self.telegram_user_id)
 
 
 class StaffState(db.Model):
