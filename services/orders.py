@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Boolean, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import Order, OutboxMessage, db, iso, read_only, utcnow
-from services import customers, events
+from models import Customer, Order, OutboxMessage, db, iso, read_only, utcnow
+from services import events
 from services.errors import Conflict, NotFound
 
 STATUSES = ("created", "accepted", "preparing", "ready", "completed", "cancelled", "rejected")
@@ -58,43 +58,83 @@ def record_status(user_id: int, horeca_id: str, order_id: str, status: str, text
 
 
 def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, text: str | None) -> Recorded:
-    customer = customers.find(user_id)
+    # Core statements rather than ORM objects: this is the API's hottest write, and the unit of work
+    # (identity map, flush, expiry) cost more CPU than the SQL itself.
+    customer = db.session.execute(_CUSTOMER, {"user_id": user_id}).first()
     if customer is None or customer.linked_at is None:
         raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
-    order = db.session.scalar(
-        select(Order).where(Order.horeca_id == horeca_id, Order.order_id == order_id).with_for_update()
-    )
+    order = db.session.execute(_ORDER_FOR_UPDATE, {"horeca_id": horeca_id, "order_id": order_id}).first()
     now = utcnow()
     if order is not None:
         if order.telegram_user_id != user_id:
             raise Conflict("this order belongs to another user", "order_user_mismatch")
-        existing = db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedup_key == status_key(order.id, status)))
+        order_pk = order.id
+        existing = db.session.execute(_DUPLICATE, {"dedup_key": status_key(order_pk, status)}).first()
         if existing is not None:
-            result = Recorded(existing.id, order_id, horeca_id, status, existing.state, duplicate=True)
             db.session.rollback()
-            return result
+            return Recorded(existing.id, order_id, horeca_id, status, existing.state, duplicate=True)
+        # `cancellable` only ever goes to False: a status going backwards never reopens the cancel.
+        db.session.execute(
+            _UPDATE_ORDER, {"order_pk": order_pk, "status": status, "now": now, "still": status in CANCELLABLE_STATUSES}
+        )
     else:
-        order = Order(
-            horeca_id=horeca_id, order_id=order_id, customer_id=customer.id, telegram_user_id=user_id,
-            status=status, cancellable=status in CANCELLABLE_STATUSES, created_at=now, updated_at=now,
-        )  # final values already, so the assignments below change nothing and cost no UPDATE
-        db.session.add(order)
-        db.session.flush()
-    order.status = status
-    order.updated_at = now
-    if status not in CANCELLABLE_STATUSES:
-        order.cancellable = False  # for good: a status going backwards never reopens the cancel
+        order_pk = db.session.execute(
+            _INSERT_ORDER,
+            {
+                "horeca_id": horeca_id, "order_id": order_id, "customer_id": customer.id, "telegram_user_id": user_id,
+                "status": status, "cancellable": status in CANCELLABLE_STATUSES, "now": now,
+            },
+        ).scalar_one()
     state = "blocked" if customer.is_blocked else "pending"
-    update = OutboxMessage(
-        kind="status", bot="customer", chat_id=customer.chat_id, order_pk=order.id, status=status, text=text,
-        dedup_key=status_key(order.id, status), state=state, created_at=now, next_attempt_at=now,
-        last_error="the user has blocked the bot" if state == "blocked" else None,
-    )
-    db.session.add(update)
-    db.session.flush()
-    update_id = update.id  # read before the commit expires it: reading it after would cost a new transaction
+    update_id = db.session.execute(
+        _INSERT_UPDATE,
+        {
+            "chat_id": customer.chat_id, "order_pk": order_pk, "status": status, "text": text,
+            "dedup_key": status_key(order_pk, status), "state": state, "now": now,
+            "last_error": "the user has blocked the bot" if state == "blocked" else None,
+        },
+    ).scalar_one()
     db.session.commit()
     return Recorded(update_id, order_id, horeca_id, status, state, duplicate=False)
+
+
+# Built once: constructing statements costs more than running them on this path.
+_CUSTOMER = select(Customer.id, Customer.chat_id, Customer.is_blocked, Customer.linked_at).where(
+    Customer.telegram_user_id == bindparam("user_id")
+)
+_ORDER_FOR_UPDATE = (
+    select(Order.id, Order.telegram_user_id)
+    .where(Order.horeca_id == bindparam("horeca_id"), Order.order_id == bindparam("order_id"))
+    .with_for_update()
+)
+_DUPLICATE = select(OutboxMessage.id, OutboxMessage.state).where(OutboxMessage.dedup_key == bindparam("dedup_key"))
+_UPDATE_ORDER = (
+    update(Order)
+    .where(Order.id == bindparam("order_pk"))
+    .values(
+        status=bindparam("status"), updated_at=bindparam("now"),
+        cancellable=and_(Order.cancellable, bindparam("still", type_=Boolean)),
+    )
+)
+_INSERT_ORDER = (
+    insert(Order)
+    .values(
+        horeca_id=bindparam("horeca_id"), order_id=bindparam("order_id"), customer_id=bindparam("customer_id"),
+        telegram_user_id=bindparam("telegram_user_id"), status=bindparam("status"),
+        cancellable=bindparam("cancellable"), created_at=bindparam("now"), updated_at=bindparam("now"),
+    )
+    .returning(Order.id)
+)
+_INSERT_UPDATE = (
+    insert(OutboxMessage)
+    .values(
+        kind="status", bot="customer", chat_id=bindparam("chat_id"), order_pk=bindparam("order_pk"),
+        status=bindparam("status"), text=bindparam("text"), dedup_key=bindparam("dedup_key"), state=bindparam("state"),
+        attempts=0, created_at=bindparam("now"), next_attempt_at=bindparam("now"), last_error=bindparam("last_error"),
+        has_button=False,
+    )
+    .returning(OutboxMessage.id)
+)
 
 
 @read_only()
