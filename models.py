@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Autoincrementing 64-bit keys on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
@@ -77,6 +77,20 @@ def read_only() -> Iterator[None]:
         yield
     finally:
         _read_only.reset(token)
+
+
+@contextmanager
+def single_read() -> Iterator[Connection]:
+    """A connection for one read statement, outside the session: autocommit on PostgreSQL (no BEGIN and
+    ROLLBACK round trips), a deferred read transaction on SQLite."""
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+    else:
+        with read_only(), engine.connect() as conn:
+            yield conn
+            conn.rollback()
 
 
 @event.listens_for(Engine, "begin")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from models import Customer, db, iso, read_only, utcnow
+from models import Customer, db, iso, single_read, utcnow
 from services import events
 
 
@@ -78,15 +78,16 @@ def mark_blocked(telegram_user_id: int, blocked: bool, deactivated: bool = False
     return changed
 
 
-@read_only()
+_SUBSCRIBE = select(Customer.linked_at, Customer.is_blocked, Customer.is_deactivated, Customer.state_changed_at).where(
+    Customer.telegram_user_id == bindparam("user_id")
+)
+
+
 def subscribe_status(telegram_user_id: int) -> dict:
     """Whether the backend can reach this user through the bot."""
-    # The hottest read of the API: four columns rather than an ORM object (about 15% less CPU for this call).
-    customer = db.session.execute(
-        select(Customer.linked_at, Customer.is_blocked, Customer.is_deactivated, Customer.state_changed_at)
-        .where(Customer.telegram_user_id == telegram_user_id)
-    ).first()
-    db.session.rollback()  # end the read transaction now rather than at teardown
+    # The hottest read of the API: four columns, one statement, no session transaction around it.
+    with single_read() as conn:
+        customer = conn.execute(_SUBSCRIBE, {"user_id": telegram_user_id}).first()
     linked = customer is not None and customer.linked_at is not None
     return {
         "user_id": telegram_user_id,
