@@ -60,25 +60,26 @@ def record_status(user_id: int, horeca_id: str, order_id: str, status: str, text
 def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, text: str | None) -> Recorded:
     # Core statements rather than ORM objects: this is the API's hottest write, and the unit of work
     # (identity map, flush, expiry) cost more CPU than the SQL itself.
-    customer = db.session.execute(_CUSTOMER, {"user_id": user_id}).first()
+    conn = db.session.connection()  # the session's transaction, without the ORM layer on each statement
+    customer = conn.execute(_CUSTOMER, {"user_id": user_id}).first()
     if customer is None or customer.linked_at is None:
         raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
-    order = db.session.execute(_ORDER_FOR_UPDATE, {"horeca_id": horeca_id, "order_id": order_id}).first()
+    order = conn.execute(_ORDER_FOR_UPDATE, {"horeca_id": horeca_id, "order_id": order_id}).first()
     now = utcnow()
     if order is not None:
         if order.telegram_user_id != user_id:
             raise Conflict("this order belongs to another user", "order_user_mismatch")
         order_pk = order.id
-        existing = db.session.execute(_DUPLICATE, {"dedup_key": status_key(order_pk, status)}).first()
+        existing = conn.execute(_DUPLICATE, {"dedup_key": status_key(order_pk, status)}).first()
         if existing is not None:
             db.session.rollback()
             return Recorded(existing.id, order_id, horeca_id, status, existing.state, duplicate=True)
         # `cancellable` only ever goes to False: a status going backwards never reopens the cancel.
-        db.session.execute(
+        conn.execute(
             _UPDATE_ORDER, {"order_pk": order_pk, "status": status, "now": now, "still": status in CANCELLABLE_STATUSES}
         )
     else:
-        order_pk = db.session.execute(
+        order_pk = conn.execute(
             _INSERT_ORDER,
             {
                 "horeca_id": horeca_id, "order_id": order_id, "customer_id": customer.id, "telegram_user_id": user_id,
@@ -86,7 +87,7 @@ def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, tex
             },
         ).scalar_one()
     state = "blocked" if customer.is_blocked else "pending"
-    update_id = db.session.execute(
+    update_id = conn.execute(
         _INSERT_UPDATE,
         {
             "chat_id": customer.chat_id, "order_pk": order_pk, "status": status, "text": text,
@@ -98,42 +99,43 @@ def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, tex
     return Recorded(update_id, order_id, horeca_id, status, state, duplicate=False)
 
 
-# Built once: constructing statements costs more than running them on this path.
-_CUSTOMER = select(Customer.id, Customer.chat_id, Customer.is_blocked, Customer.linked_at).where(
-    Customer.telegram_user_id == bindparam("user_id")
+# Built once on the tables (not the ORM classes), so executing them skips the ORM's compile and load steps.
+_customers, _orders, _outbox = Customer.__table__, Order.__table__, OutboxMessage.__table__
+_CUSTOMER = select(_customers.c.id, _customers.c.chat_id, _customers.c.is_blocked, _customers.c.linked_at).where(
+    _customers.c.telegram_user_id == bindparam("user_id")
 )
 _ORDER_FOR_UPDATE = (
-    select(Order.id, Order.telegram_user_id)
-    .where(Order.horeca_id == bindparam("horeca_id"), Order.order_id == bindparam("order_id"))
+    select(_orders.c.id, _orders.c.telegram_user_id)
+    .where(_orders.c.horeca_id == bindparam("horeca_id"), _orders.c.order_id == bindparam("order_id"))
     .with_for_update()
 )
-_DUPLICATE = select(OutboxMessage.id, OutboxMessage.state).where(OutboxMessage.dedup_key == bindparam("dedup_key"))
+_DUPLICATE = select(_outbox.c.id, _outbox.c.state).where(_outbox.c.dedup_key == bindparam("dedup_key"))
 _UPDATE_ORDER = (
-    update(Order)
-    .where(Order.id == bindparam("order_pk"))
+    update(_orders)
+    .where(_orders.c.id == bindparam("order_pk"))
     .values(
         status=bindparam("status"), updated_at=bindparam("now"),
-        cancellable=and_(Order.cancellable, bindparam("still", type_=Boolean)),
+        cancellable=and_(_orders.c.cancellable, bindparam("still", type_=Boolean)),
     )
 )
 _INSERT_ORDER = (
-    insert(Order)
+    insert(_orders)
     .values(
         horeca_id=bindparam("horeca_id"), order_id=bindparam("order_id"), customer_id=bindparam("customer_id"),
         telegram_user_id=bindparam("telegram_user_id"), status=bindparam("status"),
         cancellable=bindparam("cancellable"), created_at=bindparam("now"), updated_at=bindparam("now"),
     )
-    .returning(Order.id)
+    .returning(_orders.c.id)
 )
 _INSERT_UPDATE = (
-    insert(OutboxMessage)
+    insert(_outbox)
     .values(
         kind="status", bot="customer", chat_id=bindparam("chat_id"), order_pk=bindparam("order_pk"),
         status=bindparam("status"), text=bindparam("text"), dedup_key=bindparam("dedup_key"), state=bindparam("state"),
         attempts=0, created_at=bindparam("now"), next_attempt_at=bindparam("now"), last_error=bindparam("last_error"),
         has_button=False,
     )
-    .returning(OutboxMessage.id)
+    .returning(_outbox.c.id)
 )
 
 
