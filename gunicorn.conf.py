@@ -5,11 +5,12 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Requests are short and mostly wait on the database (round trips, the commit's fsync): threads overlap
-# those waits in few processes. On 2 cores, 2 workers x 4 threads served 1.9x (subscribe-status) and 1.35x
-# (provide_message) the requests/s of 5 sync workers, with a lower p99 (docs/benchmarks.md).
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
+# those waits. Two processes per core, because a keep-alive connection stays with the worker that accepted
+# it: with one per core, a client's connections sometimes all landed on one worker (one GIL) and halved the
+# throughput. On 2 cores, 4 x 2 served about 1.1-2x the requests/s of 2 x 4 (docs/benchmarks.md).
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
+threads = int(os.environ.get("GUNICORN_THREADS", 2))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
 keepalive = 5
