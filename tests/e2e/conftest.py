@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import requests
 from devtools.tg_emulator import EmulatorClient
 from tests.conftest import API_TOKEN
 from tests.support.databases import clean, test_config
+from tests.support.e2e import Api, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -42,24 +42,6 @@ BOT_ENV = {
     "POLL_TIMEOUT_SECONDS": "5",
     "LOG_LEVEL": "DEBUG",  # the most talkative level: the token must not show up even here
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 class Proc:
@@ -109,53 +91,6 @@ def base_env(database_url: str) -> dict[str, str]:
         DATABASE_URL=database_url, API_TOKEN=API_TOKEN, BOT_USERNAME=BOT_USERNAME, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT),
     )
     return env
-
-
-class Api:
-    """The backend's side: the HTTP API of the gunicorn process."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {API_TOKEN}"
-
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return self.session.get(self.base_url + path, params=params, timeout=10)
-
-    def post(self, path: str, body: dict[str, Any]) -> requests.Response:
-        return self.session.post(self.base_url + path, json=body, timeout=10)
-
-    def issue_code(self) -> dict[str, Any]:
-        response = self.post("/verification-codes", {})
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def verification(self, code: str) -> requests.Response:
-        return self.post("/verification/", {"code": code})
-
-    def link(self, user_id: int) -> None:
-        """Link without Telegram (the API's own claim endpoint), for tests that need many users."""
-        code = self.issue_code()["code"]
-        response = self.post("/enter_key_from_user/", {"telegram_user_id": user_id, "verification_code": code})
-        assert response.status_code == 200, response.text
-
-    def push(self, user_id: int, order_id: str, status: str, horeca_id: str = "cafe-1", text: str | None = None) -> dict:
-        body = {"user_id": user_id, "order_id": order_id, "horeca_id": horeca_id, "status": status}
-        if text is not None:
-            body["text"] = text
-        response = self.post("/provide_message_to_user/", body)
-        assert response.status_code in (200, 202), response.text
-        return response.json()
-
-    def order(self, order_id: str, horeca_id: str = "cafe-1") -> dict[str, Any]:
-        response = self.get(f"/orders/{horeca_id}/{order_id}/")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def subscribe_status(self, user_id: int) -> dict[str, Any]:
-        response = self.get("/subscribe-status/", user_id=user_id)
-        assert response.status_code == 200, response.text
-        return response.json()
 
 
 @pytest.fixture(scope="session")

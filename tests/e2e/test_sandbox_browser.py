@@ -12,11 +12,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import pytest
 import requests
 
 from devtools.tg_emulator import EmulatorClient, EmulatorServer
+from tests.support.e2e import Api, free_port, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -51,24 +50,6 @@ TIMEOUT_MS = 15_000
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def find_chromium() -> str | None:
@@ -162,8 +143,7 @@ class Sandbox:
         self.proc = subprocess.Popen(
             [PY, "-m", "devtools.launch"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self.api = requests.Session()
-        self.api.headers["Authorization"] = f"Bearer {DEV_TOKEN}"
+        self.api = Api(self.web_url, DEV_TOKEN)
         self.emu = EmulatorClient(self.emulator_url)
 
     def output(self) -> str:
@@ -183,31 +163,9 @@ class Sandbox:
             return self.emu.stats(CUSTOMER_BOT)["get_updates_calls"] > 0
 
         try:
-            wait_until(ready, timeout, "the sandbox to start (launch.py banner, run_bot.py polling)")
+            wait_until(ready, timeout, what="the sandbox to start (launch.py banner, run_bot.py polling)")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.output()[-4000:]}") from None
-
-    def post(self, path: str, body: dict[str, Any]) -> requests.Response:
-        return self.api.post(self.web_url + path, json=body, timeout=10)
-
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return self.api.get(self.web_url + path, params=params, timeout=10)
-
-    def push(self, user_id: int, order_id: str, status: str) -> None:
-        response = self.post(
-            "/provide_message_to_user/", {"user_id": user_id, "horeca_id": "cafe-1", "order_id": order_id, "status": status}
-        )
-        assert response.status_code == 202, response.text
-
-    def order(self, order_id: str) -> dict[str, Any]:
-        response = self.get(f"/orders/cafe-1/{order_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def subscription(self, user_id: int) -> dict[str, Any]:
-        response = self.get("/subscribe-status", user_id=user_id)
-        assert response.status_code == 200, response.text
-        return response.json()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -250,19 +208,19 @@ def test_customer_story_in_the_sandbox(sandbox: Sandbox, page):
     expect(page.get_by_test_id("bot-tab")).to_have_count(2)
 
     # The website issues a code; Ann pastes its deep link into the chat, which Telegram sends as /start CODE.
-    issued = sandbox.post("/verification-codes", {}).json()
+    issued = sandbox.api.post("/verification-codes", {}).json()
     code = issued["code"]
     assert issued["deep_link"] == f"https://t.me/{CUSTOMER_BOT}?start={code}"
     page.get_by_test_id("composer-input").fill(issued["deep_link"])
     page.get_by_test_id("composer-input").press("Enter")
     expect(page.locator('[data-testid="message"][data-from="user"]')).to_have_text([re.compile(f"/start {code}")])
     expect(bot_messages(page)).to_have_count(1)
-    wait_until(lambda: sandbox.post("/verification/", {"code": code}).status_code == 200, what="the code to be claimed")
-    assert sandbox.post("/verification/", {"code": code}).json() == {"code": code, "user_id": ann}
+    wait_until(lambda: sandbox.api.post("/verification/", {"code": code}).status_code == 200, what="the code to be claimed")
+    assert sandbox.api.post("/verification/", {"code": code}).json() == {"code": code, "user_id": ann}
 
     # Statuses from the website: the Cancel button sits on the newest message of the order, only there.
-    sandbox.push(ann, "A-1", "created")
-    sandbox.push(ann, "A-1", "accepted")
+    sandbox.api.push(ann, "A-1", "created", expect=[202])
+    sandbox.api.push(ann, "A-1", "accepted", expect=[202])
     about_a1 = bot_messages(page, "Order A-1")
     expect(about_a1).to_have_count(2)
     expect(about_a1.last.get_by_test_id("inline-button")).to_have_text(["Cancel order"])
@@ -272,20 +230,20 @@ def test_customer_story_in_the_sandbox(sandbox: Sandbox, page):
     # Cancel asks first; "Yes, cancel" requests the cancellation and the button goes.
     about_a1.last.get_by_role("button", name="Cancel order").click()
     expect(about_a1.last.get_by_role("button", name="Yes, cancel")).to_be_visible()
-    assert sandbox.order("A-1")["cancel_requested"] is False
+    assert sandbox.api.order("A-1")["cancel_requested"] is False
     about_a1.last.get_by_role("button", name="Yes, cancel").click()
     expect(page.get_by_test_id("toast")).to_be_visible()
     expect(page.get_by_test_id("inline-button")).to_have_count(0)
     expect(about_a1.last).to_contain_text("Cancellation requested")
     order = wait_until(
-        lambda: (o := sandbox.order("A-1"))["cancel_requested"] and o, what="GET /orders to show the cancel request"
+        lambda: (o := sandbox.api.order("A-1"))["cancel_requested"] and o, what="GET /orders to show the cancel request"
     )
     assert order["cancellable"] is False and order["cancel_requested_at"]
 
     # Another order: Cancel while it is being made, gone once it is ready.
-    sandbox.push(ann, "B-2", "created")
+    sandbox.api.push(ann, "B-2", "created", expect=[202])
     expect(bot_messages(page, "Order B-2").last.get_by_role("button", name="Cancel order")).to_be_visible()
-    sandbox.push(ann, "B-2", "ready")
+    sandbox.api.push(ann, "B-2", "ready", expect=[202])
     expect(bot_messages(page, "Order B-2")).to_have_count(2)
     expect(page.get_by_test_id("inline-button")).to_have_count(0)
     expect(page.get_by_test_id("toast")).to_be_hidden()
@@ -299,11 +257,11 @@ def test_customer_story_in_the_sandbox(sandbox: Sandbox, page):
     page.get_by_test_id("block-toggle").click()
     expect(page.get_by_test_id("blocked-banner")).to_be_visible()
     expect(page.get_by_test_id("composer-input")).to_be_hidden()
-    wait_until(lambda: sandbox.subscription(ann)["is_bot_blocked"], what="subscribe-status to say blocked")
+    wait_until(lambda: sandbox.api.subscribe_status(ann)["is_bot_blocked"], what="subscribe-status to say blocked")
     page.get_by_test_id("restart-bot").click()
     expect(page.get_by_test_id("blocked-banner")).to_be_hidden()
     expect(page.get_by_test_id("block-toggle")).to_have_text("Block bot")
-    wait_until(lambda: sandbox.subscription(ann)["subscribed"], what="subscribe-status to say subscribed again")
+    wait_until(lambda: sandbox.api.subscribe_status(ann)["subscribed"], what="subscribe-status to say subscribed again")
 
     # The staff bot has a chat of its own.
     page.locator(f'[data-testid="bot-tab"][data-bot="{STAFF_BOT}"]').click()
