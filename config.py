@@ -112,4 +112,5 @@ def engine_options(url: str) -> dict[str, Any]:
     """Engine options per backend: SQLite waits for the write lock instead of failing."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 15, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    # No pool_pre_ping: models.py drops connections the server closed at checkout, without a round trip.
+    return {"pool_size": 5, "max_overflow": 10}

@@ -5,6 +5,7 @@ All times are stored as naive UTC (`utcnow()`), so SQLite and PostgreSQL hold th
 
 from __future__ import annotations
 
+import select
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,9 @@ from datetime import UTC, datetime
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import Pool
 
 # Autoincrementing 64-bit keys on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -61,6 +64,27 @@ def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: AN
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+@event.listens_for(Pool, "checkout")
+def _drop_closed_connection(dbapi_connection, connection_record, connection_proxy) -> None:  # noqa: ANN001
+    """Hand out no PostgreSQL connection the server has closed, without a round trip on every checkout.
+
+    `pool_pre_ping` would send a query each time a request takes a connection (a quarter of a
+    subscribe-status request's cost). A server that closes a connection (restart, pg_terminate_backend,
+    idle timeout) sends its goodbye and EOF, so the socket of a dead idle connection is readable, and that
+    of a live idle one is not (we never LISTEN). Readable → the pool drops it and checks out another.
+    A connection lost silently (no EOF) fails its first statement; the API answers that with a 503.
+    """
+    pgconn = getattr(dbapi_connection, "pgconn", None)
+    if pgconn is None:  # SQLite: nothing to lose
+        return
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection is closed")
+    poller = select.poll()
+    poller.register(pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed the connection")
 
 
 _read_only: ContextVar[bool] = ContextVar("read_only_transaction", default=False)

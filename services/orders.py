@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, and_, bindparam, insert, select, update
+from sqlalchemy import Boolean, and_, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from models import Customer, Order, OutboxMessage, db, iso, read_only, utcnow
@@ -43,6 +43,10 @@ def status_key(order_pk: int, status: str) -> str:
 
 def record_status(user_id: int, horeca_id: str, order_id: str, status: str, text: str | None = None) -> Recorded:
     """Store a status change and queue its message for the bot; the same status twice queues nothing."""
+    if db.engine.dialect.name == "postgresql":
+        recorded = _record_status_in_one_statement(user_id, horeca_id, order_id, status, text)
+        if recorded is not None:
+            return recorded
     for attempt in range(3):
         try:
             return _record_status(user_id, horeca_id, order_id, status, text)
@@ -98,6 +102,93 @@ def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, tex
     db.session.commit()
     return Recorded(update_id, order_id, horeca_id, status, state, duplicate=False)
 
+
+def _record_status_in_one_statement(
+    user_id: int, horeca_id: str, order_id: str, status: str, text: str | None
+) -> Recorded | None:
+    """PostgreSQL: the whole of `_record_status` in one statement and one round trip (its own transaction).
+
+    None when the outcome needs the general path: a concurrent request created the same order or queued the
+    same update after this statement's snapshot was taken. Nothing was written then.
+    """
+    now = utcnow()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        row = conn.execute(
+            _RECORD_STATUS_PG,
+            {"user_id": user_id, "horeca_id": horeca_id, "order_id": order_id, "status": status, "text": text,
+             "cancellable": status in CANCELLABLE_STATUSES, "now": now},
+        ).one()
+    if not row.linked:
+        raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
+    if row.owner is not None and row.owner != user_id:
+        raise Conflict("this order belongs to another user", "order_user_mismatch")
+    if row.update_id is not None:
+        return Recorded(row.update_id, order_id, horeca_id, status, row.state, duplicate=False)
+    if row.duplicate_id is not None:
+        return Recorded(row.duplicate_id, order_id, horeca_id, status, row.duplicate_state, duplicate=True)
+    return None
+
+
+# The statement, step by step (each CTE sees the database as the statement found it, plus the rows the
+# CTEs it reads RETURNed):
+# - customer: the linked customer, or no row (then nothing below writes anything);
+# - existing: the order, row-locked as in `_ORDER_FOR_UPDATE`, so updates of one order queue in order;
+# - new_order: inserted when there was none; ON CONFLICT DO NOTHING if another request just inserted it;
+# - target: the order to queue for: the new one, or the existing one if it is this user's;
+# - queued: the outbox row; the unique dedup_key makes a repeated status insert nothing;
+# - moved: the existing order takes the status only if its update was queued (a duplicate changes nothing),
+#   and `cancellable` only ever goes to false, as in `_UPDATE_ORDER`.
+# The final row says which of these happened, and finds a duplicate committed before the statement began.
+_RECORD_STATUS_PG = text(
+    """
+    WITH customer AS (
+        SELECT id, chat_id, is_blocked FROM customers
+        WHERE telegram_user_id = :user_id AND linked_at IS NOT NULL
+    ),
+    existing AS MATERIALIZED (
+        SELECT id, telegram_user_id FROM orders
+        WHERE horeca_id = :horeca_id AND order_id = :order_id
+        FOR UPDATE
+    ),
+    new_order AS (
+        INSERT INTO orders (horeca_id, order_id, customer_id, telegram_user_id, status, cancellable, created_at, updated_at)
+        SELECT :horeca_id, :order_id, customer.id, :user_id, :status, :cancellable, :now, :now
+        FROM customer WHERE NOT EXISTS (SELECT 1 FROM existing)
+        ON CONFLICT (horeca_id, order_id) DO NOTHING
+        RETURNING id
+    ),
+    target AS (
+        SELECT id FROM new_order
+        UNION ALL
+        SELECT existing.id FROM existing, customer WHERE existing.telegram_user_id = :user_id
+    ),
+    queued AS (
+        INSERT INTO outbox (kind, bot, chat_id, order_pk, status, text, dedup_key, state, attempts,
+                            created_at, next_attempt_at, last_error, has_button)
+        SELECT 'status', 'customer', customer.chat_id, target.id, :status, CAST(:text AS TEXT),
+               'status:' || target.id || ':' || CAST(:status AS TEXT),
+               CASE WHEN customer.is_blocked THEN 'blocked' ELSE 'pending' END, 0, :now, :now,
+               CASE WHEN customer.is_blocked THEN 'the user has blocked the bot' END, false
+        FROM target, customer
+        ON CONFLICT (dedup_key) DO NOTHING
+        RETURNING id, state, order_pk
+    ),
+    moved AS (
+        UPDATE orders SET status = :status, updated_at = :now, cancellable = orders.cancellable AND :cancellable
+        FROM queued, existing
+        WHERE orders.id = queued.order_pk AND existing.id = queued.order_pk
+        RETURNING orders.id
+    )
+    SELECT EXISTS (SELECT 1 FROM customer) AS linked,
+           (SELECT telegram_user_id FROM existing) AS owner,
+           queued.id AS update_id, queued.state,
+           duplicate.id AS duplicate_id, duplicate.state AS duplicate_state
+    FROM (SELECT 1) AS one
+    LEFT JOIN queued ON true
+    LEFT JOIN outbox AS duplicate
+        ON duplicate.dedup_key = 'status:' || (SELECT id FROM existing) || ':' || CAST(:status AS TEXT)
+    """
+)
 
 # Built once on the tables (not the ORM classes), so executing them skips the ORM's compile and load steps.
 _customers, _orders, _outbox = Customer.__table__, Order.__table__, OutboxMessage.__table__

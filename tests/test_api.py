@@ -408,3 +408,85 @@ def test_reads_do_not_wait_for_a_writer_on_sqlite(api, database_url):
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_concurrent_requests_queue_each_status_once(api):
+    """The backend retries, or two of its workers send the same change at once: one message per status."""
+    import threading
+
+    link(api, 1001)
+    answers: list[tuple[str, str, int, int]] = []
+
+    def send(order_id: str, status: str, start: threading.Barrier) -> None:
+        start.wait()
+        response = push(api, status, order_id=order_id)
+        answers.append((order_id, status, response.status_code, response.get_json()["update_id"]))
+
+    def race(*requests: tuple[str, str]) -> None:
+        start = threading.Barrier(len(requests))
+        threads = [threading.Thread(target=send, args=(*r, start)) for r in requests]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    for k in range(8):
+        race(*[(f"R-{k}", "created")] * 6)  # a new order, six times at once
+        race(*[(f"R-{k}", s) for s in ("accepted", "preparing", "ready")] * 2)  # then three statuses, twice each
+    assert len(answers) == 8 * 12
+    for k in range(8):
+        order = api.get(f"/orders/cafe-1/R-{k}").get_json()
+        assert sorted(u["status"] for u in order["updates"]) == ["accepted", "created", "preparing", "ready"]
+        for status in ("created", "accepted", "preparing", "ready"):
+            mine = [a for a in answers if a[0] == f"R-{k}" and a[1] == status]
+            assert sorted(code for _, _, code, _ in mine) == [200] * (len(mine) - 1) + [202]
+            assert {update_id for *_, update_id in mine} == {u["update_id"] for u in order["updates"] if u["status"] == status}
+        assert order["cancellable"] is False  # ready was among them, whatever the order they landed in
+
+
+# --- the database connection ------------------------------------------------------------------------------
+
+
+def test_connections_the_server_closed_are_replaced_without_an_error(api, app, database_url):
+    """PostgreSQL restarted or killed the pool's connections: the next requests get new ones, not an error.
+
+    (The server says goodbye on each connection before closing it; the pool sees that at checkout.)
+    """
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL server closing connections")
+    from sqlalchemy import create_engine, text
+
+    from models import db
+
+    link(api, 1001)
+    assert push(api, "created").status_code == 202
+    with app.app_context():
+        assert db.engine.pool.checkedin() >= 1  # idle connections, which the server is about to close
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        killed = conn.execute(
+            text("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        ).scalar()
+    admin.dispose()
+    assert killed >= 1
+    assert api.get("/subscribe-status?user_id=1001").get_json()["subscribed"] is True
+    assert push(api, "accepted").status_code == 202
+    assert [u["status"] for u in api.get("/orders/cafe-1/A-1").get_json()["updates"]] == ["created", "accepted"]
+
+
+def test_an_unreachable_database_is_a_503_that_says_retry(tmp_path, spec):
+    from tests.support.databases import test_config
+    from webapp import create_app
+
+    client = create_app(test_config(f"sqlite:///{tmp_path}/missing/dir/app.db")).test_client()
+    headers = {"Authorization": "Bearer test-api-token"}
+    body = {"user_id": 1001, "order_id": "A-1", "horeca_id": "cafe-1", "status": "created"}
+    for path, method, response in (
+        ("/subscribe-status", "get", client.get("/subscribe-status?user_id=1001", headers=headers)),
+        ("/provide_message_to_user/", "post", client.post("/provide_message_to_user/", headers=headers, json=body)),
+    ):
+        assert response.status_code == 503
+        assert response.get_json()["error"] == "database_unavailable"
+        assert response.headers["Retry-After"] == "1"
+        check_response(spec, path, method, response)

@@ -6,6 +6,8 @@ import logging
 
 from flask import Flask, jsonify
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from services.errors import ServiceError
@@ -58,6 +60,20 @@ def register_error_handlers(app: Flask) -> None:
         for name, value in exc.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
+        return response, status
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: Exception):
+        # The database is down, restarting, dropped this connection, or kept a lock too long: nothing was
+        # recorded, and the same request a moment later may well succeed. Other DBAPI errors are bugs.
+        if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+            return _unexpected(exc)
+        log.error("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        response, status = error_response(503, "database_unavailable",
+                                          "the database is not answering; nothing was recorded, retry shortly")
+        response.headers["Retry-After"] = "1"
         return response, status
 
     @app.errorhandler(Exception)

@@ -19,8 +19,10 @@ def _json(model: str, description: str) -> dict:
 
 
 def _errors(*statuses: int) -> dict:
-    text = {400: "Bad input", 401: "Missing or wrong API token", 404: "Not found", 409: "Conflict", 413: "Body too large"}
-    return {str(s): _json("ErrorOut", text[s]) for s in statuses}
+    """The error responses of an endpoint; every authenticated endpoint uses the database, hence 503."""
+    text = {400: "Bad input", 401: "Missing or wrong API token", 404: "Not found", 409: "Conflict", 413: "Body too large",
+            503: "The database is not answering; nothing was recorded (retry after the Retry-After seconds)"}
+    return {str(s): _json("ErrorOut", text[s]) for s in (*statuses, 503)}
 
 
 def _body(model: str) -> dict:
