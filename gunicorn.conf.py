@@ -4,18 +4,21 @@ import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# Requests are short and mostly wait on the database (round trips, the commit's fsync): threads overlap
-# those waits. Two processes per core, because a keep-alive connection stays with the worker that accepted
-# it: with one per core, a client's connections sometimes all landed on one worker (one GIL) and halved the
-# throughput. On 2 cores, 4 x 2 served about 1.1-2x the requests/s of 2 x 4 (docs/benchmarks.md).
+# Requests are short and mostly wait on the database (a round trip, the commit's WAL flush): threads
+# overlap those waits. Two processes per core, two threads each. A keep-alive connection stays with the
+# worker that accepted it, so the worker class (webapp/gunicorn_worker.py, gthread otherwise) accepts a new
+# connection only when it has a free thread: with stock gthread, a client's burst of connections often
+# all landed on one worker (one core, two threads) and the requests/s fell to 40 %.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
-worker_class = "gthread"
+worker_class = "webapp.gunicorn_worker.ThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", 2))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
 keepalive = 5
-max_requests = 10000
-max_requests_jitter = 1000
+# A worker is replaced after this many requests (a bound on any slow leak). Replacing one imports the app
+# again (0.4 s of CPU): every 10,000 requests that was 5 % of the CPU at 2,000 requests/s.
+max_requests = 100_000
+max_requests_jitter = 10_000
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

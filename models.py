@@ -7,17 +7,38 @@ from __future__ import annotations
 
 import select
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from weakref import WeakKeyDictionary
 
+import psycopg
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, text
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError
+from psycopg.rows import namedtuple_row
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import Pool
+from sqlalchemy.sql.expression import Executable
 
 # Autoincrementing 64-bit keys on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -103,18 +124,60 @@ def read_only() -> Iterator[None]:
         _read_only.reset(token)
 
 
-@contextmanager
-def single_read() -> Iterator[Connection]:
-    """A connection for one read statement, outside the session: autocommit on PostgreSQL (no BEGIN and
-    ROLLBACK round trips), a deferred read transaction on SQLite."""
+def single_statement(statement: Executable, params: dict[str, Any]) -> Any:
+    """Run one statement in a transaction of its own, outside the session; its first row (columns by name) or None.
+
+    For the API's two hottest statements. PostgreSQL: on a connection of a second pool whose connections
+    stay in autocommit, straight through psycopg (a server-side prepared statement): one round trip, and
+    none of SQLAlchemy's per-execution work, which cost as much CPU as the rest of subscribe-status's read
+    (0.15 → 0.05 ms). Errors come out as SQLAlchemy's, as from any other query. SQLite: read statements
+    only, in a deferred read transaction (no write lock).
+    """
     engine = db.engine
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            yield conn
-    else:
+    if engine.dialect.name != "postgresql":
         with read_only(), engine.connect() as conn:
-            yield conn
+            row = conn.execute(statement, params).first()
             conn.rollback()
+            return row
+    sql = _psycopg_sql(statement)
+    try:
+        raw = _autocommit_engine(engine).raw_connection()  # _drop_closed_connection applies here too
+    except psycopg.Error as exc:  # cannot connect
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True) from None
+    try:
+        with raw.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
+            return cursor.execute(sql, params, prepare=True).fetchone()
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True,
+                                  connection_invalidated=raw.driver_connection.closed) from None
+    finally:
+        raw.close()  # back to the pool; a broken connection is dropped at its next checkout
+
+
+@cache
+def _psycopg_sql(statement: Executable) -> str:
+    """The statement as psycopg takes it (named `%(name)s` parameters), compiled once."""
+    return str(statement.compile(dialect=psycopg_dialect()))
+
+
+_autocommit_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+_autocommit_engines_lock = threading.Lock()
+
+
+def _autocommit_engine(engine: Engine) -> Engine:
+    """A second engine on `engine`'s database whose connections are opened in autocommit and stay so: no
+    switching on each checkout, nothing to roll back on return. Disposed with `engine`."""
+    autocommit = _autocommit_engines.get(engine)
+    if autocommit is not None:
+        return autocommit
+    with _autocommit_engines_lock:
+        autocommit = _autocommit_engines.get(engine)
+        if autocommit is None:
+            autocommit = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+                                       pool_size=engine.pool.size())
+            event.listen(engine, "engine_disposed", lambda _engine: autocommit.dispose())
+            _autocommit_engines[engine] = autocommit
+    return autocommit
 
 
 @event.listens_for(Engine, "begin")

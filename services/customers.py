@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from models import Customer, db, iso, single_read, utcnow
+from models import Customer, db, iso, single_statement, utcnow
 from services import events
 
 
@@ -86,8 +86,7 @@ _SUBSCRIBE = select(Customer.linked_at, Customer.is_blocked, Customer.is_deactiv
 def subscribe_status(telegram_user_id: int) -> dict:
     """Whether the backend can reach this user through the bot."""
     # The hottest read of the API: four columns, one statement, no session transaction around it.
-    with single_read() as conn:
-        customer = conn.execute(_SUBSCRIBE, {"user_id": telegram_user_id}).first()
+    customer = single_statement(_SUBSCRIBE, {"user_id": telegram_user_id})
     linked = customer is not None and customer.linked_at is not None
     return {
         "user_id": telegram_user_id,

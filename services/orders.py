@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Boolean, and_, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from models import Customer, Order, OutboxMessage, db, iso, read_only, utcnow
+from models import Customer, Order, OutboxMessage, db, iso, read_only, single_statement, utcnow
 from services import events
 from services.errors import Conflict, NotFound
 
@@ -111,13 +111,11 @@ def _record_status_in_one_statement(
     None when the outcome needs the general path: a concurrent request created the same order or queued the
     same update after this statement's snapshot was taken. Nothing was written then.
     """
-    now = utcnow()
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        row = conn.execute(
-            _RECORD_STATUS_PG,
-            {"user_id": user_id, "horeca_id": horeca_id, "order_id": order_id, "status": status, "text": text,
-             "cancellable": status in CANCELLABLE_STATUSES, "now": now},
-        ).one()
+    row = single_statement(
+        _RECORD_STATUS_PG,
+        {"user_id": user_id, "horeca_id": horeca_id, "order_id": order_id, "status": status, "text": text,
+         "cancellable": status in CANCELLABLE_STATUSES, "now": utcnow()},
+    )
     if not row.linked:
         raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
     if row.owner is not None and row.owner != user_id:

@@ -475,11 +475,12 @@ def test_connections_the_server_closed_are_replaced_without_an_error(api, app, d
     assert [u["status"] for u in api.get("/orders/cafe-1/A-1").get_json()["updates"]] == ["created", "accepted"]
 
 
-def test_an_unreachable_database_is_a_503_that_says_retry(tmp_path, spec):
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/missing/dir/app.db", "postgresql+psycopg://postgres@127.0.0.1:9/nothing_listens"])
+def test_an_unreachable_database_is_a_503_that_says_retry(tmp_path, spec, url):
     from tests.support.databases import test_config
     from webapp import create_app
 
-    client = create_app(test_config(f"sqlite:///{tmp_path}/missing/dir/app.db")).test_client()
+    client = create_app(test_config(url.format(tmp=tmp_path))).test_client()
     headers = {"Authorization": "Bearer test-api-token"}
     body = {"user_id": 1001, "order_id": "A-1", "horeca_id": "cafe-1", "status": "created"}
     for path, method, response in (

@@ -80,6 +80,17 @@ def test_requests_are_counted_by_url_rule_and_status(api):
     assert not any("cafe-2" in str(labels) for _, labels in after), "raw paths must not become labels"
 
 
+def test_unknown_methods_are_one_series(api):
+    """A client can send any token as the method: those must not each become a series of their own."""
+    before = scrape(api)
+    for method in ("BREW", "WHEN", "PROPFIND"):
+        assert api.raw.open("/healthz", method=method).status_code == 405
+    after = scrape(api)
+    key = ("customer_bot_http_requests_total", (("endpoint", "<unmatched>"), ("method", "other"), ("status", "405")))
+    assert after.get(key, 0) - before.get(key, 0) == 3
+    assert not any(m in str(labels) for _, labels in after for m in ("BREW", "WHEN", "PROPFIND"))
+
+
 # --- what the bot did, from the database ---------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -55,15 +55,31 @@ def init_app(app: Flask) -> None:
 
 
 def _start_timer() -> None:
-    g._metrics_started = time.perf_counter()
+    request.environ["customer_bot.started"] = time.perf_counter()
+
+
+# Methods counted by name; anything else (a client can send any token as a method) is one "other" series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The labelled series per (endpoint, method, status): labels() validates and locks on every call, and this
+# runs on every request.
+_series: dict[tuple[str, str, int], tuple] = {}
 
 
 def _count_request(response: Response) -> Response:
-    started = g.pop("_metrics_started", None)
-    endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-    HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+    environ = request.environ
+    started = environ.pop("customer_bot.started", None)
+    rule = request.url_rule
+    method = environ["REQUEST_METHOD"]
+    key = (rule.rule if rule is not None else "<unmatched>", method if method in _METHODS else "other",
+           response.status_code)
+    series = _series.get(key)
+    if series is None:
+        endpoint, method, status = key
+        series = _series.setdefault(key, (HTTP_REQUESTS.labels(endpoint, method, str(status)),
+                                          HTTP_LATENCY.labels(endpoint, method)))
+    series[0].inc()
     if started is not None:
-        HTTP_LATENCY.labels(endpoint, request.method).observe(time.perf_counter() - started)
+        series[1].observe(time.perf_counter() - started)
     return response
 
 
