@@ -8,17 +8,16 @@ from __future__ import annotations
 import select
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import psycopg
 from flask_sqlalchemy import SQLAlchemy
-from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -29,7 +28,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
     event,
     text,
 )
@@ -57,10 +55,12 @@ def utcnow() -> datetime:
 
 
 def iso(value: datetime | None) -> str | None:
-    """ISO-8601 with an explicit UTC offset, or None."""
+    """ISO-8601 in UTC with a "Z", or None (from the naive UTC the columns hold, or an aware time)."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
 
 
 def display_name(first_name: str | None, last_name: str | None, username: str | None, telegram_user_id: int) -> str:
@@ -87,24 +87,29 @@ def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: AN
     cursor.close()
 
 
+def server_closed(connection: psycopg.Connection, poller: select.poll | None = None) -> bool:
+    """Whether PostgreSQL has closed this idle connection, found without a round trip.
+
+    A server that closes a connection (restart, pg_terminate_backend, idle timeout) sends its goodbye and
+    EOF, so the socket of a dead idle connection is readable and that of a live idle one is not (we never
+    LISTEN). A connection lost silently (no EOF) fails its first statement instead; the API answers 503.
+    """
+    if connection.closed or connection.broken:
+        return True
+    if poller is None:
+        poller = select.poll()
+        poller.register(connection.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
 @event.listens_for(Pool, "checkout")
 def _drop_closed_connection(dbapi_connection, connection_record, connection_proxy) -> None:  # noqa: ANN001
-    """Hand out no PostgreSQL connection the server has closed, without a round trip on every checkout.
+    """Hand out no PostgreSQL connection the server has closed: the pool drops it and checks out another.
 
-    `pool_pre_ping` would send a query each time a request takes a connection (a quarter of a
-    subscribe-status request's cost). A server that closes a connection (restart, pg_terminate_backend,
-    idle timeout) sends its goodbye and EOF, so the socket of a dead idle connection is readable, and that
-    of a live idle one is not (we never LISTEN). Readable → the pool drops it and checks out another.
-    A connection lost silently (no EOF) fails its first statement; the API answers that with a 503.
+    Instead of `pool_pre_ping`, which sends a query each time a request takes a connection (a quarter of a
+    subscribe-status request's cost).
     """
-    pgconn = getattr(dbapi_connection, "pgconn", None)
-    if pgconn is None:  # SQLite: nothing to lose
-        return
-    if dbapi_connection.closed or dbapi_connection.broken:
-        raise DisconnectionError("the connection is closed")
-    poller = select.poll()
-    poller.register(pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
-    if poller.poll(0):
+    if isinstance(dbapi_connection, psycopg.Connection) and server_closed(dbapi_connection):
         raise DisconnectionError("the server closed the connection")
 
 
@@ -125,13 +130,13 @@ def read_only() -> Iterator[None]:
 
 
 def single_statement(statement: Executable, params: dict[str, Any]) -> Any:
-    """Run one statement in a transaction of its own, outside the session; its first row (columns by name) or None.
+    """Run one statement in a transaction of its own, outside the session; its first row (a tuple) or None.
 
-    For the API's two hottest statements. PostgreSQL: on a connection of a second pool whose connections
-    stay in autocommit, straight through psycopg (a server-side prepared statement): one round trip, and
-    none of SQLAlchemy's per-execution work, which cost as much CPU as the rest of subscribe-status's read
-    (0.15 → 0.05 ms). Errors come out as SQLAlchemy's, as from any other query. SQLite: read statements
-    only, in a deferred read transaction (no write lock).
+    For the API's two hottest statements. PostgreSQL: one round trip on the calling thread's own
+    connection (`_ThreadConnection`), in autocommit, straight through psycopg (a server-side prepared
+    statement): none of SQLAlchemy's per-execution work nor the pool's checkout and checkin, which under
+    load cost as much CPU as the rest of subscribe-status's read. Errors come out as SQLAlchemy's, as from
+    any other query. SQLite: read statements only, in a deferred read transaction (no write lock).
     """
     engine = db.engine
     if engine.dialect.name != "postgresql":
@@ -141,43 +146,56 @@ def single_statement(statement: Executable, params: dict[str, Any]) -> Any:
             return row
     sql = _psycopg_sql(statement)
     try:
-        raw = _autocommit_engine(engine).raw_connection()  # _drop_closed_connection applies here too
-    except psycopg.Error as exc:  # cannot connect
-        raise DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True) from None
-    try:
-        with raw.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
-            return cursor.execute(sql, params, prepare=True).fetchone()
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True,
-                                  connection_invalidated=raw.driver_connection.closed) from None
-    finally:
-        raw.close()  # back to the pool; a broken connection is dropped at its next checkout
+        cursor = _ThreadConnection.cursor_for(engine)
+        return cursor.execute(sql, params, prepare=True).fetchone()
+    except psycopg.Error as exc:  # cannot connect, or the statement failed
+        current = _thread_connection.__dict__.get("current")
+        raise DBAPIError.instance(sql.decode(), None, exc, psycopg.Error, hide_parameters=True,
+                                  connection_invalidated=current is not None and current.closed) from None
 
 
 @cache
-def _psycopg_sql(statement: Executable) -> str:
-    """The statement as psycopg takes it (named `%(name)s` parameters), compiled once."""
-    return str(statement.compile(dialect=psycopg_dialect()))
+def _psycopg_sql(statement: Executable) -> bytes:
+    """The statement as psycopg takes it (named `%(name)s` parameters), compiled and encoded once."""
+    return str(statement.compile(dialect=psycopg_dialect())).encode()
 
 
-_autocommit_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
-_autocommit_engines_lock = threading.Lock()
+class _ThreadConnection:
+    """A thread's own PostgreSQL connection for `single_statement`: autocommit, one reusable cursor.
+
+    Opened through the engine (same URL and options) on first use, detached from its pool; replaced when
+    the server has closed it (`server_closed`) or the thread moves to another engine (tests); closed when
+    the thread ends. A Gunicorn worker thread keeps one for its lifetime, next to the pool's.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = weakref.ref(engine)
+        fairy = engine.raw_connection()
+        self.connection: psycopg.Connection = fairy.driver_connection
+        fairy.detach()  # ours now: the pool neither counts, resets nor closes it
+        self.connection.autocommit = True
+        self.cursor = self.connection.cursor()
+        self.poller = select.poll()  # for server_closed, registered once
+        self.poller.register(self.connection.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+
+    @property
+    def closed(self) -> bool:
+        return self.connection.closed
+
+    def __del__(self) -> None:
+        if hasattr(self, "connection"):  # not when __init__ could not connect
+            self.connection.close()
+
+    @classmethod
+    def cursor_for(cls, engine: Engine) -> psycopg.Cursor:
+        current = _thread_connection.__dict__.get("current")
+        if current is None or current.engine() is not engine or server_closed(current.connection, current.poller):
+            _thread_connection.current = None  # close the old one before opening its replacement
+            _thread_connection.current = current = cls(engine)
+        return current.cursor
 
 
-def _autocommit_engine(engine: Engine) -> Engine:
-    """A second engine on `engine`'s database whose connections are opened in autocommit and stay so: no
-    switching on each checkout, nothing to roll back on return. Disposed with `engine`."""
-    autocommit = _autocommit_engines.get(engine)
-    if autocommit is not None:
-        return autocommit
-    with _autocommit_engines_lock:
-        autocommit = _autocommit_engines.get(engine)
-        if autocommit is None:
-            autocommit = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
-                                       pool_size=engine.pool.size())
-            event.listen(engine, "engine_disposed", lambda _engine: autocommit.dispose())
-            _autocommit_engines[engine] = autocommit
-    return autocommit
+_thread_connection = threading.local()
 
 
 @event.listens_for(Engine, "begin")

@@ -86,14 +86,15 @@ _SUBSCRIBE = select(Customer.linked_at, Customer.is_blocked, Customer.is_deactiv
 def subscribe_status(telegram_user_id: int) -> dict:
     """Whether the backend can reach this user through the bot."""
     # The hottest read of the API: four columns, one statement, no session transaction around it.
-    customer = single_statement(_SUBSCRIBE, {"user_id": telegram_user_id})
-    linked = customer is not None and customer.linked_at is not None
+    row = single_statement(_SUBSCRIBE, {"user_id": telegram_user_id})
+    linked_at, blocked, deactivated, state_changed_at = row if row is not None else (None, False, False, None)
+    linked = linked_at is not None
     return {
         "user_id": telegram_user_id,
         "known": linked,
-        "subscribed": linked and not customer.is_blocked,
-        "is_bot_blocked": bool(customer and customer.is_blocked),
-        "is_deactivated": bool(customer and customer.is_deactivated),
-        "linked_at": iso(customer.linked_at) if customer else None,
-        "state_changed_at": iso(customer.state_changed_at or customer.linked_at) if customer else None,
+        "subscribed": linked and not blocked,
+        "is_bot_blocked": bool(blocked),
+        "is_deactivated": bool(deactivated),
+        "linked_at": iso(linked_at),
+        "state_changed_at": iso(state_changed_at or linked_at),
     }

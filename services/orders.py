@@ -116,14 +116,15 @@ def _record_status_in_one_statement(
         {"user_id": user_id, "horeca_id": horeca_id, "order_id": order_id, "status": status, "text": text,
          "cancellable": status in CANCELLABLE_STATUSES, "now": utcnow()},
     )
-    if not row.linked:
+    linked, owner, update_id, state, duplicate_id, duplicate_state = row
+    if not linked:
         raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
-    if row.owner is not None and row.owner != user_id:
+    if owner is not None and owner != user_id:
         raise Conflict("this order belongs to another user", "order_user_mismatch")
-    if row.update_id is not None:
-        return Recorded(row.update_id, order_id, horeca_id, status, row.state, duplicate=False)
-    if row.duplicate_id is not None:
-        return Recorded(row.duplicate_id, order_id, horeca_id, status, row.duplicate_state, duplicate=True)
+    if update_id is not None:
+        return Recorded(update_id, order_id, horeca_id, status, state, duplicate=False)
+    if duplicate_id is not None:
+        return Recorded(duplicate_id, order_id, horeca_id, status, duplicate_state, duplicate=True)
     return None
 
 

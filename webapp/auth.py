@@ -12,7 +12,7 @@ from webapp.errors import error_response
 
 def token_matches(expected: str) -> bool:
     """Constant-time comparison of the request's bearer token with `expected`."""
-    header = request.headers.get("Authorization", "")
+    header = request.environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token or not expected:
         return False
