@@ -44,9 +44,13 @@ def status_key(order_pk: int, status: str) -> str:
 def record_status(user_id: int, horeca_id: str, order_id: str, status: str, text: str | None = None) -> Recorded:
     """Store a status change and queue its message for the bot; the same status twice queues nothing."""
     if db.engine.dialect.name == "postgresql":
-        recorded = _record_status_in_one_statement(user_id, horeca_id, order_id, status, text)
-        if recorded is not None:
-            return recorded
+        # A request racing with another for the same order (the backend retrying, or sending the next status
+        # before the first was answered) writes nothing and learns nothing the first time: it waited for the
+        # other one to commit, which its snapshot predates. Run again, it sees what the other one did.
+        for _ in range(2):
+            recorded = _record_status_in_one_statement(user_id, horeca_id, order_id, status, text)
+            if recorded is not None:
+                return recorded
     for attempt in range(3):
         try:
             return _record_status(user_id, horeca_id, order_id, status, text)

@@ -22,6 +22,17 @@ def link(api, user_id: int = 1001) -> str:
     return code
 
 
+@pytest.fixture(params=["one statement", "general path"])
+def status_path(request, monkeypatch):
+    """On PostgreSQL a status change is recorded in one statement, with the general path (the only one on
+    SQLite) as its fallback: run the status tests through each."""
+    if request.param == "general path":
+        from services import orders
+
+        monkeypatch.setattr(orders, "_record_status_in_one_statement", lambda *args: None)
+    return request.param
+
+
 def push(api, status: str, user_id: int = 1001, order_id: str = "A-1", horeca_id: str = "cafe-1", **extra):
     return api.post(
         "/provide_message_to_user/",
@@ -175,7 +186,7 @@ def test_subscribe_status_reports_a_blocked_user(api, app):
 # --- statuses and orders ----------------------------------------------------------------------------
 
 
-def test_status_updates_are_queued_and_visible_on_the_order(api, spec):
+def test_status_updates_are_queued_and_visible_on_the_order(api, spec, status_path):
     link(api)
     first = push(api, "created", text="Латте, 2 шт.")
     assert first.status_code == 202
@@ -194,7 +205,7 @@ def test_status_updates_are_queued_and_visible_on_the_order(api, spec):
     assert body["updates"][0]["update_id"] == first.get_json()["update_id"]
 
 
-def test_the_same_status_twice_queues_nothing(api):
+def test_the_same_status_twice_queues_nothing(api, status_path):
     link(api)
     first = push(api, "created")
     again = push(api, "created")
@@ -203,7 +214,7 @@ def test_the_same_status_twice_queues_nothing(api):
     assert len(api.get("/orders/cafe-1/A-1").get_json()["updates"]) == 1
 
 
-def test_order_ids_are_per_horeca_and_owned_by_one_user(api):
+def test_order_ids_are_per_horeca_and_owned_by_one_user(api, status_path):
     link(api, 1)
     link(api, 2)
     assert push(api, "created", user_id=1, horeca_id="cafe-1").status_code == 202
@@ -212,7 +223,7 @@ def test_order_ids_are_per_horeca_and_owned_by_one_user(api):
     assert clash.status_code == 409 and clash.get_json()["error"] == "order_user_mismatch"
 
 
-def test_a_status_going_backwards_never_reopens_the_cancel(api):
+def test_a_status_going_backwards_never_reopens_the_cancel(api, status_path):
     link(api)
     for status in ("created", "preparing", "ready"):
         push(api, status)
@@ -223,14 +234,14 @@ def test_a_status_going_backwards_never_reopens_the_cancel(api):
     assert [u["status"] for u in body["updates"]] == ["created", "preparing", "ready", "accepted"]
 
 
-def test_status_for_an_unknown_user_is_404(api, spec):
+def test_status_for_an_unknown_user_is_404(api, spec, status_path):
     response = push(api, "created", user_id=999)
     assert response.status_code == 404 and response.get_json()["error"] == "unknown_user"
     check_response(spec, "/provide_message_to_user/", "post", response)
     assert api.get("/orders/cafe-1/A-1").status_code == 404
 
 
-def test_status_for_a_blocked_user_is_recorded_blocked(api, app):
+def test_status_for_a_blocked_user_is_recorded_blocked(api, app, status_path):
     link(api)
     from services import customers
 
@@ -410,7 +421,7 @@ def test_reads_do_not_wait_for_a_writer_on_sqlite(api, database_url):
         writer.close()
 
 
-def test_concurrent_requests_queue_each_status_once(api):
+def test_concurrent_requests_queue_each_status_once(api, status_path):
     """The backend retries, or two of its workers send the same change at once: one message per status."""
     import threading
 
