@@ -22,7 +22,13 @@ M = TypeVar("M", bound=BaseModel)
 
 def parse(model: type[M]) -> M:
     """The JSON body validated against `model`; a JSON 400 for anything else."""
-    raw = request.get_data(cache=True)
+    length = request.content_length
+    if length is not None and length <= current_app.config["MAX_CONTENT_LENGTH"]:
+        # Read in one call of the known length: get_data() reads through a length-limiting wrapper in
+        # 64 KiB chunks, each into a fresh buffer, which was a third of this function's cost under load.
+        raw = request.environ["wsgi.input"].read(length)
+    else:
+        raw = request.get_data(cache=True)  # chunked, or too large: Werkzeug's checks (413)
     if not raw.strip():
         data = {}
     else:
