@@ -66,13 +66,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PoolTimeout)
     @app.errorhandler(DBAPIError)
     def _database_error(exc: Exception):
-        # The database is down, restarting, dropped this connection, or kept a lock too long: nothing was
-        # recorded, and the same request a moment later may well succeed. Other DBAPI errors are bugs.
+        # The database is down, restarting, dropped this connection, or kept a lock too long: the same request
+        # a moment later may well succeed, and every write of the API is safe to repeat (a status sent twice
+        # is queued once). Other DBAPI errors are bugs.
         if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError) and not exc.connection_invalidated:
             return _unexpected(exc)
         log.error("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
         response, status = error_response(503, "database_unavailable",
-                                          "the database is not answering; nothing was recorded, retry shortly")
+                                          "the database is not answering; send the same request again shortly")
         response.headers["Retry-After"] = "1"
         return response, status
 

@@ -21,7 +21,7 @@ def _json(model: str, description: str) -> dict:
 def _errors(*statuses: int) -> dict:
     """The error responses of an endpoint; every authenticated endpoint uses the database, hence 503."""
     text = {400: "Bad input", 401: "Missing or wrong API token", 404: "Not found", 409: "Conflict", 413: "Body too large",
-            503: "The database is not answering; nothing was recorded (retry after the Retry-After seconds)"}
+            503: "The database is not answering; send the same request again after Retry-After seconds"}
     return {str(s): _json("ErrorOut", text[s]) for s in (*statuses, 503)}
 
 
