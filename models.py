@@ -129,7 +129,7 @@ def read_only() -> Iterator[None]:
         _read_only.reset(token)
 
 
-def single_statement(statement: Executable, params: dict[str, Any]) -> Any:
+def single_statement(engine: Engine, statement: Executable, params: dict[str, Any]) -> Any:
     """Run one statement in a transaction of its own, outside the session; its first row (a tuple) or None.
 
     For the API's two hottest statements. PostgreSQL: one round trip on the calling thread's own
@@ -138,7 +138,6 @@ def single_statement(statement: Executable, params: dict[str, Any]) -> Any:
     load cost as much CPU as the rest of subscribe-status's read. Errors come out as SQLAlchemy's, as from
     any other query. SQLite: read statements only, in a deferred read transaction (no write lock).
     """
-    engine = db.engine
     if engine.dialect.name != "postgresql":
         with read_only(), engine.connect() as conn:
             row = conn.execute(statement, params).first()

@@ -86,7 +86,7 @@ _SUBSCRIBE = select(Customer.linked_at, Customer.is_blocked, Customer.is_deactiv
 def subscribe_status(telegram_user_id: int) -> dict:
     """Whether the backend can reach this user through the bot."""
     # The hottest read of the API: four columns, one statement, no session transaction around it.
-    row = single_statement(_SUBSCRIBE, {"user_id": telegram_user_id})
+    row = single_statement(db.engine, _SUBSCRIBE, {"user_id": telegram_user_id})
     linked_at, blocked, deactivated, state_changed_at = row if row is not None else (None, False, False, None)
     linked = linked_at is not None
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Boolean, and_, bindparam, insert, select, text, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from models import Customer, Order, OutboxMessage, db, iso, read_only, single_statement, utcnow
@@ -43,12 +44,13 @@ def status_key(order_pk: int, status: str) -> str:
 
 def record_status(user_id: int, horeca_id: str, order_id: str, status: str, text: str | None = None) -> Recorded:
     """Store a status change and queue its message for the bot; the same status twice queues nothing."""
-    if db.engine.dialect.name == "postgresql":
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
         # A request racing with another for the same order (the backend retrying, or sending the next status
         # before the first was answered) writes nothing and learns nothing the first time: it waited for the
         # other one to commit, which its snapshot predates. Run again, it sees what the other one did.
         for _ in range(2):
-            recorded = _record_status_in_one_statement(user_id, horeca_id, order_id, status, text)
+            recorded = _record_status_in_one_statement(engine, user_id, horeca_id, order_id, status, text)
             if recorded is not None:
                 return recorded
     for attempt in range(3):
@@ -108,7 +110,7 @@ def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, tex
 
 
 def _record_status_in_one_statement(
-    user_id: int, horeca_id: str, order_id: str, status: str, text: str | None
+    engine: Engine, user_id: int, horeca_id: str, order_id: str, status: str, text: str | None
 ) -> Recorded | None:
     """PostgreSQL: the whole of `_record_status` in one statement and one round trip (its own transaction).
 
@@ -116,7 +118,7 @@ def _record_status_in_one_statement(
     same update after this statement's snapshot was taken. Nothing was written then.
     """
     row = single_statement(
-        _RECORD_STATUS_PG,
+        engine, _RECORD_STATUS_PG,
         {"user_id": user_id, "horeca_id": horeca_id, "order_id": order_id, "status": status, "text": text,
          "cancellable": status in CANCELLABLE_STATUSES, "now": utcnow()},
     )
