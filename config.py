@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
+from sqlalchemy.engine import make_url
 
 BASE_DIR = Path(__file__).resolve().parent
 load_dotenv(BASE_DIR / ".env")
@@ -113,4 +114,11 @@ def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 15, "check_same_thread": False}}
     # No pool_pre_ping: models.py drops connections the server closed at checkout, without a round trip.
-    return {"pool_size": 5, "max_overflow": 10}
+    # A connection lost without a word (a NAT or firewall forgetting it) is found by TCP keepalives within
+    # about a minute instead of the kernel's two hours; keepalive settings in the URL take precedence.
+    given = make_url(url).query
+    keepalives = {k: v for k, v in _KEEPALIVES.items() if k not in given}
+    return {"pool_size": 5, "max_overflow": 10, "connect_args": keepalives}
+
+
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}

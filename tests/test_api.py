@@ -502,3 +502,18 @@ def test_an_unreachable_database_is_a_503_that_says_retry(tmp_path, spec, url):
         assert response.get_json()["error"] == "database_unavailable"
         assert response.headers["Retry-After"] == "1"
         check_response(spec, path, method, response)
+
+
+def test_postgresql_connections_use_tcp_keepalives(app, database_url):
+    """A connection lost without a word (a NAT forgetting it) is noticed in about a minute, not two hours."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL connections")
+    from models import db
+
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        try:
+            parameters = raw.driver_connection.info.get_parameters()
+        finally:
+            raw.close()
+    assert (parameters["keepalives"], parameters["keepalives_idle"], parameters["keepalives_count"]) == ("1", "30", "3")
