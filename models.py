@@ -55,11 +55,9 @@ def utcnow() -> datetime:
 
 
 def iso(value: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a "Z", or None (from the naive UTC the columns hold, or an aware time)."""
+    """ISO-8601 with a "Z", or None, from the naive UTC that every column holds."""
     if value is None:
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat() + "Z"
 
 
@@ -96,10 +94,14 @@ def server_closed(connection: psycopg.Connection, poller: select.poll | None = N
     """
     if connection.closed or connection.broken:
         return True
-    if poller is None:
-        poller = select.poll()
-        poller.register(connection.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
-    return bool(poller.poll(0))
+    return bool((poller or _socket_poller(connection)).poll(0))
+
+
+def _socket_poller(connection: psycopg.Connection) -> select.poll:
+    """A poll object watching the connection's socket for data, an error or a hang-up."""
+    poller = select.poll()
+    poller.register(connection.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return poller
 
 
 @event.listens_for(Pool, "checkout")
@@ -174,8 +176,7 @@ class _ThreadConnection:
         fairy.detach()  # ours now: the pool neither counts, resets nor closes it
         self.connection.autocommit = True
         self.cursor = self.connection.cursor()
-        self.poller = select.poll()  # for server_closed, registered once
-        self.poller.register(self.connection.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+        self.poller = _socket_poller(self.connection)  # for server_closed, made once
 
     @property
     def closed(self) -> bool:
