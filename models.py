@@ -5,18 +5,9 @@ All times are stored as naive UTC (`utcnow()`), so SQLite and PostgreSQL hold th
 
 from __future__ import annotations
 
-import select
-import sqlite3
-import threading
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import UTC, datetime
-from functools import cache
-from typing import Any
+from enum import StrEnum
 
-import psycopg
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     BigInteger,
@@ -28,15 +19,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    event,
     text,
 )
-from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.pool import Pool
-from sqlalchemy.sql.expression import Executable
 
 # Autoincrementing 64-bit keys on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -61,6 +46,51 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() + "Z"
 
 
+# --- The values of the string columns the code branches on. The columns stay VARCHAR and load as str (a StrEnum
+# member equals its string): a row written by a newer version with a value this one does not know still loads.
+
+
+class OutboxState(StrEnum):
+    """Where an outbox message is: pending → sending → sent | failed | blocked (or back to pending)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+class OutboxKind(StrEnum):
+    """What an outbox message is; each (bot, kind) has one renderer in the bot process."""
+
+    STATUS = "status"  # an order's status card (customer bot)
+    MESSAGE = "message"  # a staff member's message to a customer (customer bot)
+    STAFF_NOTICE = "staff_notice"  # a customer's message, a delivery summary, a removal (staff bot)
+
+
+class BotName(StrEnum):
+    """Which bot sends an outbox message."""
+
+    CUSTOMER = "customer"
+    HORECA = "horeca"
+
+
+class WebhookState(StrEnum):
+    """Where a webhook event is: pending → sent | failed."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class StaffMode(StrEnum):
+    """What a staff member's next plain text means."""
+
+    IDLE = "idle"
+    COMPOSING = "composing"
+    ADDING_REPLY = "adding_reply"
+
+
 def display_name(first_name: str | None, last_name: str | None, username: str | None, telegram_user_id: int) -> str:
     """How a Telegram user is shown to a person: their name, else @username, else the id."""
     name = " ".join(p for p in (first_name, last_name) if p)
@@ -69,140 +99,6 @@ def display_name(first_name: str | None, last_name: str | None, username: str | 
     if username:
         return "@" + username
     return str(telegram_user_id)
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
-    """WAL and a busy timeout, and let SQLAlchemy's `begin` event issue BEGIN itself."""
-    if not isinstance(dbapi_connection, sqlite3.Connection):
-        return
-    dbapi_connection.isolation_level = None  # we emit BEGIN IMMEDIATE ourselves below
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def server_closed(connection: psycopg.Connection, poller: select.poll | None = None) -> bool:
-    """Whether PostgreSQL has closed this idle connection, found without a round trip.
-
-    A server that closes a connection (restart, pg_terminate_backend, idle timeout) sends its goodbye and
-    EOF, so the socket of a dead idle connection is readable and that of a live idle one is not (we never
-    LISTEN). A connection lost silently (no EOF) fails its first statement instead; the API answers 503.
-    """
-    if connection.closed or connection.broken:
-        return True
-    return bool((poller or _socket_poller(connection)).poll(0))
-
-
-def _socket_poller(connection: psycopg.Connection) -> select.poll:
-    """A poll object watching the connection's socket for data, an error or a hang-up."""
-    poller = select.poll()
-    poller.register(connection.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
-    return poller
-
-
-@event.listens_for(Pool, "checkout")
-def _drop_closed_connection(dbapi_connection, connection_record, connection_proxy) -> None:  # noqa: ANN001
-    """Hand out no PostgreSQL connection the server has closed: the pool drops it and checks out another.
-
-    Instead of `pool_pre_ping`, which sends a query each time a request takes a connection (a quarter of a
-    subscribe-status request's cost).
-    """
-    if isinstance(dbapi_connection, psycopg.Connection) and server_closed(dbapi_connection):
-        raise DisconnectionError("the server closed the connection")
-
-
-_read_only: ContextVar[bool] = ContextVar("read_only_transaction", default=False)
-
-
-@contextmanager
-def read_only() -> Iterator[None]:
-    """Mark the transactions begun inside as reads: on SQLite they take no write lock (WAL readers never wait).
-
-    Use it (also as a decorator) only around code that ends its transaction before leaving and writes nothing.
-    """
-    token = _read_only.set(True)
-    try:
-        yield
-    finally:
-        _read_only.reset(token)
-
-
-def single_statement(engine: Engine, statement: Executable, params: dict[str, Any]) -> Any:
-    """Run one statement in a transaction of its own, outside the session; its first row (a tuple) or None.
-
-    For the API's two hottest statements. PostgreSQL: one round trip on the calling thread's own
-    connection (`_ThreadConnection`), in autocommit, straight through psycopg (a server-side prepared
-    statement): none of SQLAlchemy's per-execution work nor the pool's checkout and checkin, which under
-    load cost as much CPU as the rest of subscribe-status's read. Errors come out as SQLAlchemy's, as from
-    any other query. SQLite: read statements only, in a deferred read transaction (no write lock).
-    """
-    if engine.dialect.name != "postgresql":
-        with read_only(), engine.connect() as conn:
-            row = conn.execute(statement, params).first()
-            conn.rollback()
-            return row
-    sql = _psycopg_sql(statement)
-    try:
-        cursor = _ThreadConnection.cursor_for(engine)
-        return cursor.execute(sql, params, prepare=True).fetchone()
-    except psycopg.Error as exc:  # cannot connect, or the statement failed
-        current = _thread_connection.__dict__.get("current")
-        raise DBAPIError.instance(sql.decode(), None, exc, psycopg.Error, hide_parameters=True,
-                                  connection_invalidated=current is not None and current.closed) from None
-
-
-@cache
-def _psycopg_sql(statement: Executable) -> bytes:
-    """The statement as psycopg takes it (named `%(name)s` parameters), compiled and encoded once."""
-    return str(statement.compile(dialect=psycopg_dialect())).encode()
-
-
-class _ThreadConnection:
-    """A thread's own PostgreSQL connection for `single_statement`: autocommit, one reusable cursor.
-
-    Opened through the engine (same URL and options) on first use, detached from its pool; replaced when
-    the server has closed it (`server_closed`) or the thread moves to another engine (tests); closed when
-    the thread ends. A Gunicorn worker thread keeps one for its lifetime, next to the pool's.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = weakref.ref(engine)
-        fairy = engine.raw_connection()
-        self.connection: psycopg.Connection = fairy.driver_connection
-        fairy.detach()  # ours now: the pool neither counts, resets nor closes it
-        self.connection.autocommit = True
-        self.cursor = self.connection.cursor()
-        self.poller = _socket_poller(self.connection)  # for server_closed, made once
-
-    @property
-    def closed(self) -> bool:
-        return self.connection.closed
-
-    def __del__(self) -> None:
-        if hasattr(self, "connection"):  # not when __init__ could not connect
-            self.connection.close()
-
-    @classmethod
-    def cursor_for(cls, engine: Engine) -> psycopg.Cursor:
-        current = _thread_connection.__dict__.get("current")
-        if current is None or current.engine() is not engine or server_closed(current.connection, current.poller):
-            _thread_connection.current = None  # close the old one before opening its replacement
-            _thread_connection.current = current = cls(engine)
-        return current.cursor
-
-
-_thread_connection = threading.local()
-
-
-@event.listens_for(Engine, "begin")
-def _sqlite_on_begin(conn) -> None:  # noqa: ANN001
-    """Take the write lock up front so two processes writing the same file wait instead of failing."""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
 
 
 class Customer(db.Model):
@@ -296,15 +192,15 @@ class OutboxMessage(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), default="status")
-    bot: Mapped[str] = mapped_column(String(16), default="customer")
+    kind: Mapped[str] = mapped_column(String(16), default=OutboxKind.STATUS)
+    bot: Mapped[str] = mapped_column(String(16), default=BotName.CUSTOMER)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     order_pk: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     status: Mapped[str | None] = mapped_column(String(16))
     text: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str | None] = mapped_column(Text)  # JSON for kinds that need more than text
     dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -327,7 +223,7 @@ class WebhookEvent(db.Model):
     event_id: Mapped[str] = mapped_column(String(64), unique=True)  # the webhook-id header, stable across retries
     type: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)  # the exact JSON body, signed as is
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=WebhookState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -396,7 +292,7 @@ class StaffState(db.Model):
 
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     current_horeca_id: Mapped[str | None] = mapped_column(String(128))
-    mode: Mapped[str] = mapped_column(String(16), default="idle")  # idle | composing | adding_reply
+    mode: Mapped[str] = mapped_column(String(16), default=StaffMode.IDLE)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models import db, read_only
+from database import read_only
+from models import db
 from services import customers, orders
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from models import Customer, db, iso, single_statement, utcnow
+from database import single_statement
+from models import Customer, db, iso, utcnow
 from services import events
 
 

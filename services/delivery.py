@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from models import Customer, Order, OutboxMessage, db, read_only, utcnow
+from database import read_only
+from models import Customer, Order, OutboxMessage, db, utcnow
 from services import customers
 from services.orders import CANCELLABLE_STATUSES
 

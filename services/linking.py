@@ -11,7 +11,8 @@ from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from models import CodeAttempt, VerificationCode, db, read_only, utcnow
+from database import read_only
+from models import CodeAttempt, VerificationCode, db, utcnow
 from services import customers, events
 from services.errors import Conflict, Invalid, NotFound
 

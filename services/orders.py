@@ -8,7 +8,8 @@ from sqlalchemy import Boolean, and_, bindparam, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from models import Customer, Order, OutboxMessage, db, iso, read_only, single_statement, utcnow
+from database import read_only, single_statement
+from models import Customer, Order, OutboxMessage, db, iso, utcnow
 from services import events
 from services.errors import Conflict, NotFound
 

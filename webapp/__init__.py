@@ -9,6 +9,7 @@ import click
 from flask import Flask
 from flask_migrate import Migrate
 
+import database  # noqa: F401 - registers the engine listeners (SQLite locking, closed PostgreSQL connections)
 from config import BASE_DIR, Config
 from models import db
 

@@ -13,7 +13,8 @@ import logging
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from models import db, read_only
+from database import read_only
+from models import db
 from services import monitoring
 
 bp = Blueprint("health", __name__)

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from models import read_only
+from database import read_only
 from services import monitoring
 from webapp.auth import token_matches
 from webapp.errors import error_response
