@@ -22,7 +22,6 @@ from bot.telegram import describe
 from bot.texts import PARSE_MODE, Texts
 from services import customer_chat, customers, delivery, linking, orders
 from services.delivery import MessageRef
-from services.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +140,10 @@ def claim_code(message: Message, bot: TeleBot, code: str) -> None:
     """Claim a one-time code through the same service as POST /enter_key_from_user/, with the wrong-code limit."""
     t = texts.for_user(message.from_user)
     user_id = message.from_user.id
-    if linking.too_many_wrong_codes(user_id):
-        _reply(bot, message, t.too_many_codes)
-        return
-    try:
-        linking.claim(code, user_id, message.chat.id, _profile(message.from_user))
-    except NotFound:
-        linking.record_wrong_code(user_id)
-        _reply(bot, message, t.unknown_code)
-        return
-    except Conflict:
-        linking.record_wrong_code(user_id)
-        _reply(bot, message, t.used_code)
+    typed = linking.claim_typed(user_id, lambda: linking.claim(code, user_id, message.chat.id, _profile(message.from_user)))
+    if typed.outcome != linking.Typed.ACCEPTED:
+        refusals = {linking.Typed.TOO_MANY: t.too_many_codes, linking.Typed.UNKNOWN: t.unknown_code}
+        _reply(bot, message, refusals.get(typed.outcome, t.used_code))
         return
     log.info("user %s linked with a code", user_id)
     _reply(bot, message, t.with_orders(t.linked, customer_chat.order_lines(user_id)))

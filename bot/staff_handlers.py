@@ -26,7 +26,7 @@ from bot.staff_texts import PARSE_MODE, StaffTexts
 from services import dialogs, linking, staff
 from services.customers import Profile
 from services.delivery import Job
-from services.errors import Conflict, Invalid, NotFound
+from services.errors import Invalid, NotFound
 from services.staff import NotStaff
 
 log = logging.getLogger(__name__)
@@ -100,18 +100,11 @@ def _menu(t: StaffTexts, cab: staff.Cabinet | None) -> Any:
 def _join(message: Message, bot: TeleBot, code: str) -> None:
     """Claim a staff code typed or passed through /start, within the wrong-code limit."""
     user, t = message.from_user, _t(message.from_user)
-    if linking.too_many_wrong_codes(user.id):
-        _send(bot, message.chat.id, t.too_many_codes)
-        return
-    try:
-        joined = staff.join(code, user.id, message.chat.id, _profile(user))
-    except NotFound:
-        linking.record_wrong_code(user.id)
-        _send(bot, message.chat.id, t.unknown_code)
-        return
-    except Conflict:
-        linking.record_wrong_code(user.id)
-        _send(bot, message.chat.id, t.used_code)
+    typed = linking.claim_typed(user.id, lambda: staff.join(code, user.id, message.chat.id, _profile(user)))
+    joined = typed.value
+    if joined is None:
+        refusals = {linking.Typed.TOO_MANY: t.too_many_codes, linking.Typed.UNKNOWN: t.unknown_code}
+        _send(bot, message.chat.id, refusals.get(typed.outcome, t.used_code))
         return
     template = t.already_staff if joined.already else t.rejoined if joined.rejoined else t.joined
     cab = staff.cabinet(user.id)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Generic, TypeVar
 
 from flask import current_app
 from sqlalchemy import delete, func, select
@@ -151,3 +154,36 @@ def record_wrong_code(telegram_user_id: int) -> None:
     )
     db.session.add(CodeAttempt(telegram_user_id=telegram_user_id, created_at=now))
     db.session.commit()
+
+
+class Typed(StrEnum):
+    """What became of a code typed in a bot."""
+
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"  # no such live code
+    USED = "used"  # another Telegram user claimed it
+    TOO_MANY = "too_many"  # too many wrong codes lately: not even looked at
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TypedCode(Generic[T]):
+    outcome: Typed
+    value: T | None = None  # what `claim` returned, when accepted
+
+
+def claim_typed(telegram_user_id: int, claim: Callable[[], T]) -> TypedCode[T]:
+    """A code typed in either bot, under the wrong-code limit: refused while over it; a wrong code counts."""
+    if too_many_wrong_codes(telegram_user_id):
+        return TypedCode(Typed.TOO_MANY)
+    try:
+        value = claim()
+    except NotFound:
+        record_wrong_code(telegram_user_id)
+        return TypedCode(Typed.UNKNOWN)
+    except Conflict:
+        record_wrong_code(telegram_user_id)
+        return TypedCode(Typed.USED)
+    return TypedCode(Typed.ACCEPTED, value)
