@@ -47,7 +47,8 @@ class BotSpec:
 
 def bot_specs() -> list[BotSpec]:
     """Every bot of the product; an optional one whose token is not set is skipped."""
-    from bot import handlers, staff_handlers
+    from bot import handlers
+    from bot.staff import handlers as staff_handlers
 
     return [
         BotSpec("customer", "TELEGRAM_BOT_TOKEN", "BOT_USERNAME", handlers.register_handlers, handlers.commands, required=True),
@@ -97,10 +98,10 @@ def run(config: Config, specs: list[BotSpec]) -> int:
     """Build the app and the bots, start polling and the scheduler, wait for a signal."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from bot.delivery import Delivery
     from bot.polling import Poller
     from bot.settings import BotSettings
     from bot.telegram import build_bot, configure_api
+    from bot.workers.telegram import Delivery
     from services import heartbeat
     from webapp import create_app
 
@@ -155,7 +156,7 @@ def run(config: Config, specs: list[BotSpec]) -> int:
     )
     _add_webhook_job(scheduler, app, settings.delivery_interval, stop)
     if any(r.spec.name == "horeca" for r in running):
-        from bot.staff_handlers import summary_job
+        from bot.workers.summaries import summary_job
 
         scheduler.add_job(
             summary_job(app), "interval", seconds=settings.delivery_interval, id="staff_summaries",

@@ -1,55 +1,16 @@
-"""Outbox rows to Telegram messages: one renderer per (bot, kind), looked up by the delivery job.
-
-The staff bot adds its own with `register("horeca", "staff_notice", render_notice)` at import time.
-"""
+"""Outbox rows to Telegram messages: one renderer per (bot, kind), in one table (`RENDERERS`) the delivery job reads."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from telebot import TeleBot
-from telebot.types import InlineKeyboardMarkup
 
 from bot import keyboards, texts
+from bot.rendered import Rendered
 from services.delivery import ButtonRef, Job, MessageRef
 from services.orders import CANCELLABLE_STATUSES
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """What to send for one outbox row."""
-
-    text: str
-    markup: InlineKeyboardMarkup | None = None
-    supersedes: bool = False  # once sent, older messages of the same order lose their buttons
-
-    @property
-    def has_button(self) -> bool:
-        return self.markup is not None
-
-
-class NoRenderer(LookupError):
-    """No renderer is registered for a (bot, kind): the row waits (and is retried) until one is deployed."""
-
-
-Renderer = Callable[[Job], Rendered]
-_renderers: dict[tuple[str, str], Renderer] = {}
-
-
-def register(bot: str, kind: str, renderer: Renderer) -> None:
-    """Make `renderer` the one for rows of `bot` with `kind`."""
-    _renderers[(bot, kind)] = renderer
-
-
-def render(job: Job) -> Rendered:
-    """The message for a claimed row; NoRenderer when its (bot, kind) is unknown."""
-    renderer = _renderers.get((job.bot, job.kind))
-    if renderer is None:
-        raise NoRenderer(f"no renderer for bot {job.bot!r} kind {job.kind!r}")
-    return renderer(job)
 
 
 def render_status(job: Job) -> Rendered:
@@ -93,5 +54,3 @@ def remove_keyboard(bot: TeleBot, chat_id: int, message_id: int, text: str | Non
         bot.edit_message_text(text, chat_id, message_id, parse_mode=texts.PARSE_MODE, **kwargs)
 
 
-register("customer", "status", render_status)
-register("customer", "message", render_customer_message)

@@ -14,9 +14,9 @@ from telebot import apihelper
 from telebot.apihelper import ApiTelegramException
 
 from bot import telegram
-from bot.delivery import Delivery
 from bot.ratelimit import SAFETY, RateLimiter
 from bot.settings import BotSettings
+from bot.workers.telegram import Delivery
 from devtools.tg_emulator import EmulatorClient, EmulatorServer
 from models import Customer, OutboxMessage, db, utcnow
 from services import delivery, linking, orders

@@ -10,8 +10,10 @@ import telebot
 from sqlalchemy import select
 from telebot import apihelper
 
-from bot import staff_handlers
-from bot.staff_handlers import register_staff_handlers, render_notice
+from bot.staff import handlers as staff_handlers
+from bot.staff.handlers import register_staff_handlers
+from bot.staff.notices import render_notice
+from bot.workers.summaries import summary_job
 from devtools.tg_emulator import EmulatorClient, EmulatorServer
 from models import OutboxMessage, db
 from services import dialogs, linking, orders, staff
@@ -406,7 +408,7 @@ def test_the_summary_job_tells_the_sender_once_everything_is_delivered(sb):
     cabinet = sb.message(BARISTA, cabinet["message_id"])
     sb.press(BARISTA, cabinet, button(cabinet, "✏️"))
     sb.say(BARISTA, "Ten more minutes")
-    job_run = staff_handlers.summary_job(sb.app)
+    job_run = summary_job(sb.app)
     assert job_run() == 0  # still pending
     with sb.app.app_context():
         rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "message")).all()

@@ -22,8 +22,9 @@ from flask import Flask
 from telebot import TeleBot
 from telebot.types import LinkPreviewOptions
 
-from bot import rendering
+from bot import renderers, rendering
 from bot.ratelimit import RateLimiter
+from bot.rendered import NoRenderer
 from bot.settings import BotSettings
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
@@ -146,8 +147,8 @@ class Delivery:
         bot = self.bots[job.bot]
         limiter = self.limiters[job.bot]
         try:
-            rendered = rendering.render(job)
-        except rendering.NoRenderer as exc:
+            rendered = renderers.render(job)
+        except NoRenderer as exc:
             self._retry(job, str(exc), self._backoff(job.attempts))
             return None
         except Exception as exc:  # noqa: BLE001 - a row we cannot render must not stop the others

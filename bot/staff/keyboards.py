@@ -6,7 +6,7 @@ import re
 
 from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 
-from bot.staff_texts import StaffTexts
+from bot.staff.texts import StaffTexts
 from services.dialogs import DialogItem, DialogPage
 
 # Callback data: "<prefix>" or "<prefix>:<number>" (":<number>" twice for a toggle). All under 64 bytes.

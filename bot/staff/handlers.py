@@ -2,13 +2,12 @@
 
 Handlers translate between Telegram and `services.staff` / `services.dialogs`; every one runs in its own app
 context and never lets an exception escape (telebot has already advanced the offset past the update).
-Staff-bound outbox rows (bot "horeca", kind "staff_notice") are rendered here too: `render_notice`.
+Staff-bound outbox rows (bot "horeca", kind "staff_notice") are drawn by `bot.staff.notices`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,12 +19,11 @@ from telebot import TeleBot
 from telebot.apihelper import ApiTelegramException
 from telebot.types import BotCommand, CallbackQuery, Message, ReplyKeyboardRemove
 
-from bot import rendering, staff_texts
-from bot import staff_keyboards as kb
-from bot.staff_texts import PARSE_MODE, StaffTexts
+from bot.staff import keyboards as kb
+from bot.staff import texts as staff_texts
+from bot.staff.texts import PARSE_MODE, StaffTexts
 from services import dialogs, linking, staff
 from services.customers import Profile
-from services.delivery import Job
 from services.errors import Invalid, NotFound
 from services.staff import NotStaff
 
@@ -472,73 +470,3 @@ def commands() -> dict[str | None, list[BotCommand]]:
         language: [BotCommand(name, getattr(catalog, f"command_{name}")) for name in COMMANDS]
         for language, catalog in ((None, staff_texts.RU), ("en", staff_texts.EN))
     }
-
-
-def summary_job(app: Flask) -> Callable[[], int]:
-    """The scheduler job that queues each finished batch's delivery summary to its sender."""
-
-    def run() -> int:
-        with app.app_context():
-            try:
-                return dialogs.finish_batches()
-            except Exception:
-                log.exception("queueing delivery summaries failed; the next run tries again")
-                return 0
-
-    return run
-
-
-# --- rendering the staff bot's outbox rows ----------------------------------------------------------
-
-
-def _payload(job: Job) -> dict:
-    try:
-        payload = json.loads(job.payload or "{}")
-    except ValueError:
-        return {}
-    return payload if isinstance(payload, dict) else {}
-
-
-def notice_text(t: StaffTexts, payload: dict) -> str:
-    """The text of a staff notice (a customer's message, a delivery summary, a removal)."""
-    kind = payload.get("type")
-    if kind == "customer_message":
-        head = t.notice_from.format(customer=escape(str(payload.get("customer") or "?")))
-        if payload.get("order_id"):
-            head += t.notice_order.format(order_id=escape(str(payload["order_id"])))
-        if payload.get("show_horeca"):
-            head += t.notice_horeca.format(horeca=escape(str(payload.get("horeca") or "")))
-        body = str(payload.get("text") or "")
-        return f"{head}:\n{escape(body if len(body) <= 3800 else body[:3799] + '…')}"
-    if kind == "delivery_summary":
-        total, sent = int(payload.get("total") or 0), int(payload.get("sent") or 0)
-        sent_names = payload.get("sent_names") or []
-        if total == sent == 1 and sent_names:
-            lines = [t.summary_one.format(name=escape(str(sent_names[0])))]
-        elif sent == total:
-            lines = [t.summary_all.format(total=total)]
-        else:
-            lines = [t.summary_some.format(sent=sent, total=total)]
-        if payload.get("blocked"):
-            n = int(payload["blocked"])
-            lines.append(t.summary_blocked.format(n=n, names=t.names(payload.get("blocked_names") or [], n)))
-        if payload.get("failed"):
-            n = int(payload["failed"])
-            lines.append(t.summary_failed.format(n=n, names=t.names(payload.get("failed_names") or [], n)))
-        return "\n".join(lines)
-    if kind == "removed":
-        return t.removed.format(horeca=escape(str(payload.get("horeca") or "")))
-    return escape(str(payload.get("text") or kind or "…"))
-
-
-def render_notice(job: Job) -> rendering.Rendered:
-    """An outbox row of the staff bot: the text in the staff member's language, a Reply button under customer messages."""
-    payload = _payload(job)
-    t = staff_texts.for_language(payload.get("lang"))
-    markup = None
-    if payload.get("type") == "customer_message" and isinstance(payload.get("dialog_message_id"), int):
-        markup = kb.reply_button(t, payload["dialog_message_id"])
-    return rendering.Rendered(notice_text(t, payload), markup)
-
-
-rendering.register("horeca", "staff_notice", render_notice)

@@ -1,0 +1,30 @@
+"""What the delivery job sends for one outbox row, and the table of who draws each (bot, kind) of row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telebot.types import InlineKeyboardMarkup
+
+from services.delivery import Job
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What to send for one outbox row."""
+
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+    supersedes: bool = False  # once sent, older messages of the same order lose their buttons
+
+    @property
+    def has_button(self) -> bool:
+        return self.markup is not None
+
+
+class NoRenderer(LookupError):
+    """No renderer for a (bot, kind): the row waits (and is retried) until a version that has one is deployed."""
+
+
+Renderer = Callable[[Job], Rendered]

@@ -1,0 +1,23 @@
+"""The one table of outbox renderers: which function draws each (bot, kind) of outbox row."""
+
+from __future__ import annotations
+
+from bot import rendering
+from bot.rendered import NoRenderer, Rendered, Renderer
+from bot.staff import notices
+from models import BotName, OutboxKind
+from services.delivery import Job
+
+RENDERERS: dict[tuple[str, str], Renderer] = {
+    (BotName.CUSTOMER, OutboxKind.STATUS): rendering.render_status,
+    (BotName.CUSTOMER, OutboxKind.MESSAGE): rendering.render_customer_message,
+    (BotName.HORECA, OutboxKind.STAFF_NOTICE): notices.render_notice,
+}
+
+
+def render(job: Job) -> Rendered:
+    """The message for a claimed row; NoRenderer when its (bot, kind) is unknown to this version."""
+    renderer = RENDERERS.get((job.bot, job.kind))
+    if renderer is None:
+        raise NoRenderer(f"no renderer for bot {job.bot!r} kind {job.kind!r}")
+    return renderer(job)

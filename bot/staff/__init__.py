@@ -1,0 +1,1 @@
+"""The HoReCa staff bot: handlers (the cabinet), texts, keyboards, and the notices it delivers."""

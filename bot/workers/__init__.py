@@ -1,0 +1,5 @@
+"""The bot process's outbox workers, each a scheduler job registered in `run_bot.py`.
+
+`telegram`: the outbox to Telegram (status cards, staff messages, staff notices); `webhooks`: signed events to
+the backend; `summaries`: a delivery summary to the staff member once a batch is delivered.
+"""
