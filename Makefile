@@ -17,8 +17,10 @@ run: $(VENV)/.installed  ## run the product (a local sandbox when TELEGRAM_BOT_T
 test: $(VENV)/.installed  ## the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed  ## ruff (lint and format) and mypy, as CI runs them
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed
 	$(PY) bench/api.py

@@ -19,19 +19,22 @@ from functools import cache
 from typing import Any
 
 import psycopg
+from flask_sqlalchemy.session import Session
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.orm import Session
-from sqlalchemy.pool import Pool
+from sqlalchemy.orm import scoped_session
+from sqlalchemy.pool import ConnectionPoolEntry, Pool, PoolProxiedConnection
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.expression import Executable
 
 from models import db
 
 
 @contextmanager
-def transaction() -> Iterator[Session]:
+def transaction() -> Iterator[scoped_session[Session]]:
     """The session's transaction for a write: committed when the block ends, rolled back if it raises.
 
     A `return` inside the block commits too (what was written so far is the outcome).
@@ -45,7 +48,7 @@ def transaction() -> Iterator[Session]:
 
 
 @contextmanager
-def reading() -> Iterator[Session]:
+def reading() -> Iterator[scoped_session[Session]]:
     """The session's transaction for a read: never commits; on SQLite it takes no write lock."""
     with read_only():
         try:
@@ -55,7 +58,7 @@ def reading() -> Iterator[Session]:
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
+def _sqlite_on_connect(dbapi_connection: DBAPIConnection, connection_record: ConnectionPoolEntry) -> None:
     """WAL and a busy timeout, and let SQLAlchemy's `begin` event issue BEGIN itself."""
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
@@ -88,7 +91,9 @@ def _socket_poller(connection: psycopg.Connection) -> select.poll:
 
 
 @event.listens_for(Pool, "checkout")
-def _drop_closed_connection(dbapi_connection, connection_record, connection_proxy) -> None:  # noqa: ANN001
+def _drop_closed_connection(
+    dbapi_connection: DBAPIConnection, connection_record: ConnectionPoolEntry, connection_proxy: PoolProxiedConnection
+) -> None:
     """Hand out no PostgreSQL connection the server has closed: the pool drops it and checks out another.
 
     Instead of `pool_pre_ping`, which sends a query each time a request takes a connection (a quarter of a
@@ -141,7 +146,8 @@ def single_statement(engine: Engine, statement: Executable, params: dict[str, An
 @cache
 def _psycopg_sql(statement: Executable) -> bytes:
     """The statement as psycopg takes it (named `%(name)s` parameters), compiled and encoded once."""
-    return str(statement.compile(dialect=psycopg_dialect())).encode()
+    assert isinstance(statement, ClauseElement)
+    return str(statement.compile(dialect=psycopg_dialect())).encode()  # type: ignore[no-untyped-call]
 
 
 class _ThreadConnection:
@@ -155,7 +161,9 @@ class _ThreadConnection:
     def __init__(self, engine: Engine) -> None:
         self.engine = weakref.ref(engine)
         fairy = engine.raw_connection()
-        self.connection: psycopg.Connection = fairy.driver_connection
+        connection = fairy.driver_connection
+        assert isinstance(connection, psycopg.Connection)
+        self.connection: psycopg.Connection[Any] = connection
         fairy.detach()  # ours now: the pool neither counts, resets nor closes it
         self.connection.autocommit = True
         self.cursor = self.connection.cursor()
@@ -182,7 +190,7 @@ _thread_connection = threading.local()
 
 
 @event.listens_for(Engine, "begin")
-def _sqlite_on_begin(conn) -> None:  # noqa: ANN001
+def _sqlite_on_begin(conn: Connection) -> None:
     """Take the write lock up front so two processes writing the same file wait instead of failing."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")

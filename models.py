@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
@@ -32,6 +33,12 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# db.Model is Base with Flask-SQLAlchemy's table naming and engine binding; type checkers see Base.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 
 
 def utcnow() -> datetime:
@@ -101,7 +108,7 @@ def display_name(first_name: str | None, last_name: str | None, username: str | 
     return str(telegram_user_id)
 
 
-class Customer(db.Model):
+class Customer(Model):
     """A Telegram user who linked their website account (claimed a code) or talked to the bot."""
 
     __tablename__ = "customers"
@@ -126,7 +133,7 @@ class Customer(db.Model):
         return display_name(self.first_name, self.last_name, self.username, self.telegram_user_id)
 
 
-class VerificationCode(db.Model):
+class VerificationCode(Model):
     """A one-time code that links a Telegram user (a customer, or staff of a horeca)."""
 
     __tablename__ = "verification_codes"
@@ -143,7 +150,7 @@ class VerificationCode(db.Model):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class CodeAttempt(db.Model):
+class CodeAttempt(Model):
     """A wrong code typed in the bot; counted to stop guessing."""
 
     __tablename__ = "code_attempts"
@@ -154,7 +161,7 @@ class CodeAttempt(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class Order(db.Model):
+class Order(Model):
     """An order of a horeca, owned by one customer; its status is the newest one recorded."""
 
     __tablename__ = "orders"
@@ -176,7 +183,7 @@ class Order(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     """A message for the bot process to deliver: a status update, or a dialog message.
 
     `id` is the update_id the API returns. States: pending → sending → sent | failed | blocked.
@@ -213,7 +220,7 @@ class OutboxMessage(db.Model):
     has_button: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class WebhookEvent(db.Model):
+class WebhookEvent(Model):
     """An event for the backend's webhook, written in the same transaction as the change it reports."""
 
     __tablename__ = "webhook_events"
@@ -232,7 +239,7 @@ class WebhookEvent(db.Model):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class BotHeartbeat(db.Model):
+class BotHeartbeat(Model):
     """What the bot process last did, so the web app can tell whether it is alive."""
 
     __tablename__ = "bot_heartbeats"
@@ -250,7 +257,7 @@ class BotHeartbeat(db.Model):
 # --- The HoReCa staff bot (issue 4) ------------------------------------------------------------------
 
 
-class Horeca(db.Model):
+class Horeca(Model):
     """A cafe whose staff use the staff bot; created when its first staff code is issued."""
 
     __tablename__ = "horecas"
@@ -260,7 +267,7 @@ class Horeca(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class StaffMember(db.Model):
+class StaffMember(Model):
     """A Telegram account serving one horeca; removing sets `removed_at`, a new code brings it back."""
 
     __tablename__ = "staff_members"
@@ -285,7 +292,7 @@ class StaffMember(db.Model):
         return display_name(self.first_name, self.last_name, self.username, self.telegram_user_id)
 
 
-class StaffState(db.Model):
+class StaffState(Model):
     """A staff bot account's cabinet state: which horeca it works for now and what its next text means."""
 
     __tablename__ = "staff_states"
@@ -296,7 +303,7 @@ class StaffState(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class DialogSelection(db.Model):
+class DialogSelection(Model):
     """A dialog (customer) a staff member ticked in the cabinet; persisted so it survives restarts."""
 
     __tablename__ = "dialog_selections"
@@ -308,7 +315,7 @@ class DialogSelection(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class DialogBatch(db.Model):
+class DialogBatch(Model):
     """One "write to selected" (or reply) by a staff member; summarized back to them once delivered."""
 
     __tablename__ = "dialog_batches"
@@ -322,7 +329,7 @@ class DialogBatch(db.Model):
     summarized_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class DialogMessage(db.Model):
+class DialogMessage(Model):
     """A message between a customer and a horeca's staff, in either direction.
 
     direction "out" (staff → customer): `outbox_id` is the customer bot message, whose state is the delivery state.
@@ -349,7 +356,7 @@ class DialogMessage(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class DialogRead(db.Model):
+class DialogRead(Model):
     """How far a horeca has read its dialog with a customer (the newest inbound message id seen)."""
 
     __tablename__ = "dialog_reads"
@@ -362,7 +369,7 @@ class DialogRead(db.Model):
     read_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class CannedReply(db.Model):
+class CannedReply(Model):
     """A short reply a horeca's staff saved to send with one tap; shared by the horeca's staff."""
 
     __tablename__ = "canned_replies"
