@@ -2,6 +2,13 @@
 
 The sandbox adds the Telegram Bot API emulator (devtools/tg_emulator) with a browser page that plays
 the customer's Telegram, a development API token, and a SQLite database under instance/.
+
+Stopping (Ctrl-C or SIGTERM) is one path, whatever the moment: each child runs in a session of its own, so a
+terminal's Ctrl-C reaches this launcher only and every child gets exactly one signal, from here. A second
+signal to a Gunicorn worker is what used to deadlock it (gthread's handle_quit re-entering its pool's
+shutdown) and leave it listening after the master was killed. The launcher SIGTERMs the children newest
+first, waits longer than each one's own graceful stop (Gunicorn's graceful timeout and then some), and
+SIGKILLs by process group whatever is left, Gunicorn's workers included.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -22,18 +30,87 @@ PY = sys.executable
 # Bot tokens the emulator accepts; built here so nothing token-shaped sits in the repository.
 SANDBOX_CUSTOMER_TOKEN = "7000000001:" + "SandboxCustomerBot".ljust(35, "x")
 SANDBOX_HORECA_TOKEN = "7000000002:" + "SandboxHorecaBot".ljust(35, "x")
+# The sandbox's Gunicorn stops its workers within this many seconds (production: gunicorn.conf.py's 20).
+SANDBOX_GRACEFUL_TIMEOUT = "5"
+STOP_MARGIN = 5.0  # seconds beyond a child's own graceful stop before it is killed
+BOT_STOP_SECONDS = 10.0  # run_bot.py exits within this after SIGTERM (its SHUTDOWN_GRACE is 9 s)
 
 
-def wait_http(url: str, timeout: float = 20.0) -> bool:
-    """Poll `url` until it answers (any status) or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return True
-        except requests.RequestException:
-            time.sleep(0.2)
-    return False
+@dataclass
+class Child:
+    """A process we started, in a session (and process group) of its own; `grace`: its own stop time."""
+
+    name: str
+    proc: subprocess.Popen
+    grace: float
+
+
+class Launcher:
+    """Starts the children and stops them all, once, however the run ends."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.children: list[Child] = []
+        self.stopping = False
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        """The first SIGINT/SIGTERM asks to stop; later ones are ignored (the stop is already under way)."""
+        if not self.stopping:
+            print(f"\n{signal.Signals(signum).name} received: stopping", file=sys.stderr, flush=True)
+        self.stopping = True
+
+    def start(self, name: str, args: list[str], grace: float) -> Child:
+        """Popen in a new session: a terminal's Ctrl-C reaches the launcher, not the child."""
+        child = Child(name, subprocess.Popen(args, cwd=ROOT, env=self.env, start_new_session=True), grace)
+        self.children.append(child)
+        return child
+
+    def wait_http(self, url: str, timeout: float = 20.0) -> bool:
+        """Poll `url` until it answers (any status), the timeout passes or a stop is asked for."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            try:
+                requests.get(url, timeout=1)
+                return True
+            except requests.RequestException:
+                time.sleep(0.2)
+        return False
+
+    def run_to_end(self, name: str, args: list[str], grace: float) -> int | None:
+        """Run a short-lived child to its end; None when a stop was asked for meanwhile."""
+        child = self.start(name, args, grace)
+        while child.proc.poll() is None:
+            if self.stopping:
+                return None
+            time.sleep(0.1)
+        self.children.remove(child)
+        return child.proc.returncode
+
+    def exited(self) -> Child | None:
+        """A long-running child that exited on its own, if any."""
+        return next((c for c in self.children if c.proc.poll() is not None), None)
+
+    def stop(self) -> None:
+        """SIGTERM every child, newest first; wait past each one's graceful stop; SIGKILL what is left."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        children = list(reversed(self.children))
+        for child in children:
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)  # the child only: Gunicorn's master stops its workers
+        for child in children:
+            try:
+                child.proc.wait(timeout=child.grace + STOP_MARGIN)
+            except subprocess.TimeoutExpired:
+                print(f"{child.name} did not stop within {child.grace + STOP_MARGIN:.0f} s: killing it", file=sys.stderr)
+            # Its process group is its session: the child and whatever it forked (Gunicorn's workers), even
+            # those whose parent is gone. Nothing else is in it.
+            try:
+                os.killpg(child.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.proc.wait()
+        self.children.clear()
 
 
 def port_is_free(port: int) -> bool:
@@ -44,11 +121,22 @@ def port_is_free(port: int) -> bool:
 
 def main() -> int:
     env = dict(os.environ)
+    launcher = Launcher(env)
+    # From the first moment: a Ctrl-C during start-up stops what was started so far.
+    signal.signal(signal.SIGINT, launcher.on_signal)
+    signal.signal(signal.SIGTERM, launcher.on_signal)
+    try:
+        return run(launcher, env)
+    finally:
+        launcher.stop()
+
+
+def run(launcher: Launcher, env: dict[str, str]) -> int:
+    """Start everything, print where it is, and wait for a stop or a child's exit."""
     sandbox = not env.get("TELEGRAM_BOT_TOKEN")
     web_port = int(env.get("WEB_PORT", "8000"))
     emulator_port = int(env.get("EMULATOR_PORT", "8081"))
     env.setdefault("GUNICORN_BIND", f"127.0.0.1:{web_port}")
-    procs: list[subprocess.Popen] = []
     for name, port in (("WEB_PORT", web_port), ("EMULATOR_PORT", emulator_port)):
         if (name == "WEB_PORT" or sandbox) and not port_is_free(port):
             print(f"port {port} is already in use (another `make run`?); stop it or set {name}=<free port>", file=sys.stderr)
@@ -59,31 +147,49 @@ def main() -> int:
         env.setdefault("API_TOKEN", "dev-token")
         env.setdefault("BOT_USERNAME", "SandboxCafeBot")
         env.setdefault("HORECA_BOT_USERNAME", "SandboxCafeStaffBot")
+        env.setdefault("GUNICORN_GRACEFUL_TIMEOUT", SANDBOX_GRACEFUL_TIMEOUT)
         env["TELEGRAM_BOT_TOKEN"] = SANDBOX_CUSTOMER_TOKEN
         env.setdefault("HORECA_BOT_TOKEN", SANDBOX_HORECA_TOKEN)
         emulator_url = f"http://127.0.0.1:{emulator_port}"
         env["TELEGRAM_API_URL"] = emulator_url
-        procs.append(
-            subprocess.Popen(
-                [PY, "-m", "devtools.tg_emulator", "--host", "127.0.0.1", "--port", str(emulator_port),
-                 "--bot", f"{env['BOT_USERNAME']}={env['TELEGRAM_BOT_TOKEN']}",
-                 "--bot", f"{env['HORECA_BOT_USERNAME']}={env['HORECA_BOT_TOKEN']}"],
-                cwd=ROOT, env=env,
-            )
+        launcher.start(
+            "the Telegram emulator",
+            [
+                PY,
+                "-m",
+                "devtools.tg_emulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(emulator_port),
+                "--bot",
+                f"{env['BOT_USERNAME']}={env['TELEGRAM_BOT_TOKEN']}",
+                "--bot",
+                f"{env['HORECA_BOT_USERNAME']}={env['HORECA_BOT_TOKEN']}",
+            ],
+            grace=5.0,
         )
-        if not wait_http(emulator_url + "/control/bots"):
-            print("the Telegram emulator did not start", file=sys.stderr)
-            return stop(procs, 1)
 
+    # The migrations run while the emulator starts.
     print("applying database migrations (flask --app wsgi db upgrade)", flush=True)
-    migrated = subprocess.run([PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env)
-    if migrated.returncode != 0:
-        return stop(procs, migrated.returncode)
+    migrated = launcher.run_to_end("the migrations", [PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"], grace=5.0)
+    if migrated is None:
+        return 130
+    if migrated != 0:
+        return migrated
+    if sandbox and not launcher.wait_http(env["TELEGRAM_API_URL"] + "/control/bots"):
+        if launcher.stopping:
+            return 130
+        print("the Telegram emulator did not start", file=sys.stderr)
+        return 1
 
-    procs.append(subprocess.Popen([PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env))
-    procs.append(subprocess.Popen([PY, "run_bot.py"], cwd=ROOT, env=env))
+    graceful = float(env.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+    launcher.start("gunicorn", [PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], grace=graceful)
+    launcher.start("run_bot.py", [PY, "run_bot.py"], grace=BOT_STOP_SECONDS)
     web_url = f"http://127.0.0.1:{web_port}"
-    wait_http(web_url + "/healthz")
+    launcher.wait_http(web_url + "/healthz")
+    if launcher.stopping:
+        return 130
 
     if sandbox:
         print(
@@ -98,34 +204,13 @@ def main() -> int:
     else:
         print(f"\n  Web app on {web_url}, bot process running. Stop with Ctrl-C.\n", flush=True)
 
-    stopping = False
-
-    def on_signal(signum, frame):  # noqa: ANN001
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    while not stopping:
-        for proc in procs:
-            if proc.poll() is not None:
-                print(f"a process exited ({proc.args[1:3]}, code {proc.returncode}); stopping the rest", file=sys.stderr)
-                return stop(procs, proc.returncode or 1)
-        time.sleep(0.5)
-    return stop(procs, 0)
-
-
-def stop(procs: list[subprocess.Popen], code: int) -> int:
-    """SIGTERM everything we started (newest first), then wait; kill what lingers."""
-    for proc in reversed(procs):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in reversed(procs):
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return code
+    while not launcher.stopping:
+        child = launcher.exited()
+        if child is not None:
+            print(f"{child.name} exited (code {child.proc.returncode}); stopping the rest", file=sys.stderr)
+            return child.proc.returncode or 1
+        time.sleep(0.2)
+    return 0
 
 
 if __name__ == "__main__":
