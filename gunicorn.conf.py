@@ -2,6 +2,28 @@
 
 import multiprocessing
 import os
+import sys
+
+
+def refuse_bad_config() -> None:
+    """A configuration error is one line and exit code 2, before Gunicorn logs or forks anything.
+
+    Without this, every worker imports wsgi.py, fails on its own and prints its traceback (181 lines for a
+    missing API_TOKEN on a 2-core machine) before the master gives up.
+    """
+    from config import Config, ConfigError
+
+    try:
+        Config().check_web()
+    except ConfigError as exc:
+        print(f"gunicorn: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+# Gunicorn loads this file as the module `__config__` (and lets SystemExit through); tests that read the
+# settings with runpy get another name and no check.
+if __name__ == "__config__":
+    refuse_bad_config()
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Requests are short and mostly wait on the database (a round trip, the commit's WAL flush): threads
@@ -53,4 +75,3 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
-
