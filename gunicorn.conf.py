@@ -3,6 +3,7 @@
 import multiprocessing
 import os
 import sys
+from typing import Any
 
 
 def refuse_bad_config() -> None:
@@ -59,7 +60,7 @@ else:
 
 # Prometheus multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by deploy/customer-bot-web.service): each
 # worker writes its metrics to files there and /metrics sums them.
-def on_starting(server):
+def on_starting(server: Any) -> None:
     """Start with an empty metrics directory: files left by a previous run would be summed in."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
@@ -69,9 +70,9 @@ def on_starting(server):
                 os.remove(os.path.join(path, name))
 
 
-def child_exit(server, worker):
+def child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges (its counters and histograms stay counted)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
