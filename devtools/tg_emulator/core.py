@@ -32,6 +32,10 @@ from .formatting import (
 
 TOKEN_RE = re.compile(r"^(\d{1,20}):([A-Za-z0-9_-]{30,64})$")
 MAX_TEXT = 4096
+# A bot's deep link (https://t.me/<bot>?start=<parameter>), as the user pastes or clicks it.
+_DEEP_LINK = re.compile(
+    r"(?:https?://)?(?:t\.me|telegram\.me)/(?P<bot>[A-Za-z][A-Za-z0-9_]{2,63})/?(?:\?start=(?P<start>[A-Za-z0-9_-]{1,64}))?"
+)
 MAX_LONG_POLL = 60.0
 MAX_CONTROL_WAIT = 120.0
 # Delivered only when listed explicitly in allowed_updates (Telegram's default excludes them).
@@ -276,6 +280,10 @@ class Bot:
         self.calls: Counter[str] = Counter()
         self.errors: Counter[int] = Counter()
         self.counts: Counter[str] = Counter()
+        # chat_id -> the reply keyboard the bot last sent there (ReplyKeyboardMarkup), until one removes it.
+        self.reply_keyboards: dict[int, dict[str, Any]] = {}
+        # chat_id -> the newest message id the user has seen (the page's unread badges, like Telegram's).
+        self.read_up_to: dict[int, int] = {}
 
     def as_user(self) -> dict[str, Any]:
         """Bot API User object of the bot."""
@@ -668,6 +676,11 @@ class Emulator:
         )
         msg.original = {"text": text, "parse_mode": parse_mode, "reply_markup": markup}
         bot.messages.setdefault(user.id, {})[msg.message_id] = msg
+        # Like Telegram: a reply keyboard stays under the input field until another one or a removal comes.
+        if markup and "keyboard" in markup:
+            bot.reply_keyboards[user.id] = {**markup, "message_id": msg.message_id, "hidden": False}
+        elif markup and markup.get("remove_keyboard"):
+            bot.reply_keyboards.pop(user.id, None)
         bot.counts["sent"] += 1
         self.messages_cond.notify_all()
         return self._message_json(bot, msg)
@@ -875,9 +888,63 @@ class Emulator:
             received_at=now,
         )
         bot.messages.setdefault(user.id, {})[msg.message_id] = msg
+        keyboard = bot.reply_keyboards.get(user.id)
+        if keyboard and keyboard.get("one_time_keyboard"):
+            keyboard["hidden"] = True  # a one-time keyboard folds away once the user has written
         update_id = self._enqueue(bot, "message", self._message_json(bot, msg))
         self.messages_cond.notify_all()
         return {"update_id": update_id, "message_id": msg.message_id}
+
+    def open_link(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The user opens a `t.me/<bot>?start=<param>` link: the bot it names gets `/start <param>`.
+
+        As in Telegram, the link goes to the bot in its path, whichever chat it was pasted or clicked in.
+        """
+        url = data.get("url")
+        match = _DEEP_LINK.fullmatch(url.strip()) if isinstance(url, str) else None
+        if match is None:
+            raise ControlError(400, "url must be a t.me link to a bot, like https://t.me/<bot>?start=<parameter>")
+        with self.lock:
+            bot = self.resolve_bot(match.group("bot"))
+            if bot.token is None:
+                raise ControlError(404, f"unknown bot {match.group('bot')!r}")
+            user_id = _ctl_int(data, "user_id")
+            assert user_id is not None
+            user = self._active_user(bot, user_id)
+            text = f"/start {match.group('start')}" if match.group("start") else "/start"
+            return {"bot": bot.username, "text": text, **self._user_message(bot, user, text)}
+
+    def keyboard(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The reply keyboard shown under the chat's input field (None when there is none or it folded away)."""
+        with self.lock:
+            bot = self.resolve_bot(data.get("bot"))
+            chat_id = _ctl_int(data, "chat_id")
+            assert chat_id is not None
+            keyboard = bot.reply_keyboards.get(chat_id)
+            return {"bot": bot.username, "chat_id": chat_id, "keyboard": None if not keyboard or keyboard["hidden"] else keyboard}
+
+    def mark_read(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The user has seen the chat up to `message_id` (default: its newest message)."""
+        with self.lock:
+            bot = self.resolve_bot(data.get("bot"))
+            user_id = _ctl_int(data, "user_id")
+            assert user_id is not None
+            newest = max(bot.messages.get(user_id, {}), default=0)
+            up_to = min(_ctl_int(data, "message_id", False) or newest, newest)
+            bot.read_up_to[user_id] = max(bot.read_up_to.get(user_id, 0), up_to)
+            return {"bot": bot.username, "user_id": user_id, "read_up_to": bot.read_up_to[user_id]}
+
+    def unread(self, data: dict[str, Any]) -> dict[str, int]:
+        """Per bot, how many of its messages to the user the user has not seen yet."""
+        with self.lock:
+            user_id = _ctl_int(data, "user_id")
+            assert user_id is not None
+            counts = {}
+            for bot in sorted(self.bots.values(), key=lambda b: b.id):
+                seen = bot.read_up_to.get(user_id, 0)
+                chat = bot.messages.get(user_id, {}).values()
+                counts[bot.username] = sum(1 for m in chat if m.outgoing and not m.deleted and m.message_id > seen)
+            return counts
 
     def press(self, data: dict[str, Any]) -> dict[str, Any]:
         """The user presses an inline button: enqueue a callback_query update."""
