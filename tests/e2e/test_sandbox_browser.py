@@ -385,3 +385,63 @@ def test_page_against_the_emulator_alone(emulator: EmulatorServer, page):
     expect(page.get_by_test_id("chat-title")).to_have_text(f"@{STAFF_BOT}")
     expect(page.get_by_test_id("message")).to_have_text([re.compile("Staff cabinet")])
     expect(staff_tab.get_by_test_id("unread-badge")).to_have_count(0)
+
+
+def test_reply_keyboards_deep_links_unread_and_reset(emulator: EmulatorServer, page):
+    """What the staff welcome needs (its menu), links to the other bot, badges across users, and a reset."""
+    emu = EmulatorClient(emulator.url)
+    emu.create_user(601, "Ann", language_code="en")
+    emu.create_user(602, "Olga", language_code="en")
+    bot, staff = FakeBot(emulator.url, CUSTOMER_TOKEN), FakeBot(emulator.url, STAFF_TOKEN)
+    page.goto(f"{emulator.url}/?user=602&bot={STAFF_BOT}")
+    expect(page.get_by_test_id("chat-title")).to_have_text(f"@{STAFF_BOT}")
+
+    # The staff welcome says to open 💬 Dialogs: the menu is there under the chat, and a press sends its text.
+    menu = {"keyboard": [[{"text": "💬 Dialogs"}, {"text": "⚙️ Settings"}]], "resize_keyboard": True}
+    staff.call("sendMessage", chat_id=602, text="Welcome! Open 💬 Dialogs below.", reply_markup=menu)
+    expect(page.get_by_test_id("reply-button")).to_have_text(["💬 Dialogs", "⚙️ Settings"])
+    page.get_by_role("button", name="💬 Dialogs").click()
+    assert staff.next_update("message")["text"] == "💬 Dialogs"
+    expect(page.locator('[data-testid="message"][data-from="user"]')).to_have_text([re.compile("💬 Dialogs")])
+    expect(page.get_by_test_id("reply-keyboard")).to_be_visible()  # it stays, as in Telegram
+    screenshot(page, "sandbox-reply-keyboard.png")
+    staff.call("sendMessage", chat_id=602, text="Menu closed", reply_markup={"remove_keyboard": True})
+    expect(page.get_by_test_id("reply-keyboard")).to_be_hidden()
+
+    # A staff deep link pasted in the customer bot's chat goes to the staff bot, whose chat opens.
+    page.locator(f'[data-testid="bot-tab"][data-bot="{CUSTOMER_BOT}"]').click()
+    expect(page.get_by_test_id("chat-title")).to_have_text(f"@{CUSTOMER_BOT}")
+    page.get_by_test_id("composer-input").fill(f"https://t.me/{STAFF_BOT}?start=Q8M3ZK7TRA")
+    page.get_by_test_id("composer-input").press("Enter")
+    assert staff.next_update("message")["text"] == "/start Q8M3ZK7TRA"
+    expect(page.get_by_test_id("chat-title")).to_have_text(f"@{STAFF_BOT}")
+    assert bot.updates() == []
+    # ... and so does one clicked in a bot's message.
+    page.locator(f'[data-testid="bot-tab"][data-bot="{CUSTOMER_BOT}"]').click()
+    bot.call("sendMessage", chat_id=602, text=f"Staff? Open t.me/{STAFF_BOT}?start=ABCDEFGH12 to join.")
+    page.get_by_role("link", name=f"t.me/{STAFF_BOT}?start=ABCDEFGH12").click()
+    assert staff.next_update("message")["text"] == "/start ABCDEFGH12"
+    expect(page.get_by_test_id("chat-title")).to_have_text(f"@{STAFF_BOT}")
+    assert bot.updates() == []
+
+    # Unread badges belong to the user: they survive playing someone else for a while.
+    page.locator(f'[data-testid="bot-tab"][data-bot="{CUSTOMER_BOT}"]').click()
+    staff_tab = page.locator(f'[data-testid="bot-tab"][data-bot="{STAFF_BOT}"]')
+    staff.call("sendMessage", chat_id=602, text="New dialog from Ann")
+    expect(staff_tab.get_by_test_id("unread-badge")).to_have_text("1")
+    staff.call("sendMessage", chat_id=601, text="Your order is ready")  # to Ann, while we play Olga
+    page.get_by_test_id("user-select").select_option("601")
+    expect(page.get_by_test_id("chat-sub")).to_contain_text("you are Ann")
+    expect(staff_tab.get_by_test_id("unread-badge")).to_have_text("1")
+    page.get_by_test_id("user-select").select_option("602")
+    expect(page.get_by_test_id("chat-sub")).to_contain_text("you are Olga")
+    expect(staff_tab.get_by_test_id("unread-badge")).to_have_text("1")
+    staff_tab.click()
+    expect(staff_tab.get_by_test_id("unread-badge")).to_have_count(0)
+
+    # After a reset nobody is left to play: the page asks for a user instead of suggesting /start CODE.
+    emu.reset()
+    expect(page.get_by_test_id("chat")).to_have_text("Create or pick a user to start chatting.")
+    expect(page.get_by_test_id("user-select")).to_have_value("")
+    expect(page.get_by_test_id("new-user-name")).to_be_visible()
+    expect(page.get_by_test_id("composer-input")).to_be_disabled()

@@ -8,6 +8,10 @@ const ROLE_STAFF = /staff|horeca/i;
 // Telegram entities rendered as markup: the tags Telegram's HTML parse mode allows; others stay plain text.
 const ENTITY_TAGS = {bold: "b", italic: "i", underline: "u", strikethrough: "s", code: "code", pre: "pre", text_link: "a"};
 const SAFE_URL = /^(https?:|tg:|mailto:)/i;
+// A bot's deep link, pasted or clicked: Telegram opens the bot it names and sends /start <parameter> there.
+const DEEP_LINK = /^(?:https?:\/\/)?(?:t|telegram)\.me\/[A-Za-z][A-Za-z0-9_]{2,63}\/?(?:\?start=[A-Za-z0-9_-]{1,64})?$/;
+// Bare links in a message's text, shown as links the way Telegram detects them.
+const BARE_LINK = /\b(?:https?:\/\/[^\s<>"]+|(?:t|telegram)\.me\/[A-Za-z0-9_]+(?:\?start=[A-Za-z0-9_-]+)?)/g;
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -16,7 +20,9 @@ const state = {
   userId: null,
   bot: null,         // username of the open chat
   chats: {},         // username -> message records of the current user's chat
-  seen: {},          // username -> newest bot message id seen (for the unread badges)
+  unread: {},        // username -> the emulator's count of the current user's unread messages from that bot
+  read: {},          // username -> newest message id we told the emulator the user has seen
+  keyboard: null,    // the reply keyboard under the open chat's input field (ReplyKeyboardMarkup), or null
   blocked: false,
   pending: new Map(), // callback_query_id -> {bot, messageId, data, since}
   rendered: "",
@@ -64,7 +70,7 @@ function build(parent, text, start, end, entities) {
     const from = Math.max(e.offset, pos);
     const to = Math.min(e.end, end);
     if (from >= to) { rest = others; continue; }
-    if (from > pos) parent.append(text.slice(pos, from));
+    if (from > pos) appendText(parent, text.slice(pos, from));
     const inner = others.filter((o) => o.offset < to);
     const after = others.filter((o) => o.offset >= to);
     const element = entityElement(e);
@@ -75,7 +81,25 @@ function build(parent, text, start, end, entities) {
     const crossing = inner.filter((o) => o.end > to).map((o) => ({...o, offset: to}));
     rest = sortEntities([...crossing, ...after]);
   }
-  if (pos < end) parent.append(text.slice(pos, end));
+  if (pos < end) appendText(parent, text.slice(pos, end));
+}
+
+/** Plain text, its bare links (https://…, t.me/…) made links as Telegram shows them. */
+function appendText(parent, text) {
+  let pos = 0;
+  for (const match of text.matchAll(BARE_LINK)) {
+    const url = match[0].replace(/[.,;:!?)]+$/, "");
+    if (match.index > pos) parent.append(text.slice(pos, match.index));
+    parent.append(linkElement(/^https?:/i.test(url) ? url : "https://" + url, url));
+    pos = match.index + url.length;
+  }
+  if (pos < text.length) parent.append(text.slice(pos));
+}
+
+function linkElement(url, text) {
+  const element = entityElement({type: "text_link", url});
+  element.append(text);
+  return element;
 }
 
 function entityElement(entity) {
@@ -151,6 +175,11 @@ async function loadBots() {
 
 async function loadUsers() {
   state.users = await control("GET", "users");
+  // The user we play is gone (POST /control/reset): back to "pick a user", not to a chat nobody is in.
+  if (state.userId && !currentUser()) {
+    selectUser(null);
+    $("new-user").open = true;
+  }
 }
 
 async function loadChats() {
@@ -158,15 +187,23 @@ async function loadChats() {
   const userId = state.userId;
   const results = await Promise.all(state.bots.map((b) => control("GET", "chat?" + query({bot: b.username, chat_id: userId}))));
   if (userId !== state.userId) return; // the user was switched meanwhile
-  state.bots.forEach((b, i) => {
-    const records = results[i];
-    state.chats[b.username] = records;
-    if (state.seen[b.username] === undefined || b.username === state.bot) state.seen[b.username] = lastBotMessageId(records);
-  });
+  state.bots.forEach((b, i) => { state.chats[b.username] = results[i]; });
   if (state.bot) {
-    const answer = await control("GET", "blocked?" + query({bot: state.bot, user_id: userId}));
+    // The open chat is read: tell the emulator, which keeps the unread counts (per user, like Telegram).
+    const newest = lastBotMessageId(state.chats[state.bot] || []);
+    if (newest > (state.read[state.bot] || 0)) {
+      await control("POST", "read", {bot: state.bot, user_id: userId});
+      state.read[state.bot] = newest;
+    }
+    const [answer, keyboard] = await Promise.all([
+      control("GET", "blocked?" + query({bot: state.bot, user_id: userId})),
+      control("GET", "keyboard?" + query({bot: state.bot, chat_id: userId})),
+    ]);
     state.blocked = answer.blocked;
+    state.keyboard = keyboard.keyboard;
   }
+  const unread = await control("GET", "unread?" + query({user_id: userId}));
+  if (userId === state.userId) state.unread = unread;
 }
 
 /** Answers to our button presses: a toast, or an alert when the bot asked for show_alert. */
@@ -188,7 +225,7 @@ async function loadAnswers() {
 
 async function tick() {
   try {
-    if (state.ticks % 10 === 0) await Promise.all([loadBots(), loadUsers()]);
+    await (state.ticks % 10 === 0 ? Promise.all([loadBots(), loadUsers()]) : loadUsers());
     await loadChats();
     await loadAnswers();
     setConnection(true);
@@ -215,6 +252,7 @@ function render() {
   renderTabs();
   renderHeader();
   renderMessages();
+  renderReplyKeyboard();
 }
 
 function renderUsers() {
@@ -256,10 +294,7 @@ function renderTabs() {
 }
 
 function unread(username) {
-  if (username === state.bot) return 0;
-  const records = state.chats[username] || [];
-  const seen = state.seen[username] || 0;
-  return records.filter((m) => m.from === "bot" && !m.deleted && m.message_id > seen).length;
+  return username === state.bot ? 0 : state.unread[username] || 0;
 }
 
 function renderHeader() {
@@ -291,7 +326,7 @@ function renderMessages() {
   const grew = records.length !== box.querySelectorAll("[data-testid=message]").length;
   state.rendered = key;
 
-  if (!state.userId || !state.bot) {
+  if (!currentUser() || !state.bot) {
     box.replaceChildren(el("div", {className: "empty"}, state.bots.length ? "Create or pick a user to start chatting." : "No bots yet."));
     return;
   }
@@ -303,6 +338,24 @@ function renderMessages() {
   }
   box.replaceChildren(...records.map((m) => messageView(m, pendingKeys)));
   if (grew || state.stick) scrollToBottom();
+}
+
+/** The reply keyboard under the input field; a button sends its text, as in Telegram. */
+function renderReplyKeyboard() {
+  const box = $("reply-keyboard");
+  const usable = Boolean(currentUser() && state.bot && !state.blocked);
+  const markup = usable ? state.keyboard : null;
+  const key = JSON.stringify(markup);
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  const rows = markup ? (markup.keyboard || []).filter((row) => row.length) : [];
+  box.hidden = !rows.length;
+  box.replaceChildren(...rows.map((row) => el("div", {className: "kb-row"}, ...row.map((button) => {
+    const text = typeof button === "string" ? button : button.text;
+    return el("button", {type: "button", className: "kb-button reply", "data-testid": "reply-button",
+      onclick: () => sendText(text)}, text);
+  }))));
+  if (state.stick) scrollToBottom();
 }
 
 function scrollToBottom() {
@@ -368,22 +421,36 @@ function press(messageId, data) {
   });
 }
 
-/** A pasted deep link (https://t.me/<bot>?start=CODE) is what Telegram turns into "/start CODE". */
-function normalize(text) {
-  const link = text.match(/^(?:https?:\/\/)?t\.me\/[A-Za-z0-9_]+\?start=([A-Za-z0-9_-]+)$/);
-  return link ? "/start " + link[1] : text;
-}
-
 function send(event) {
   event.preventDefault();
   const input = $("composer-input");
-  const text = normalize(input.value.trim());
+  const text = input.value.trim();
   if (!text || !state.userId || !state.bot) return;
+  return DEEP_LINK.test(text) ? openLink(text, input) : sendText(text, input);
+}
+
+function sendText(text, input) {
+  if (!state.userId || !state.bot) return;
   return act(async () => {
     await control("POST", "send", {bot: state.bot, user_id: state.userId, text});
-    input.value = "";
-    input.focus();
+    if (input) { input.value = ""; input.focus(); }
   });
+}
+
+/** A t.me deep link, pasted or clicked: the emulator sends /start <parameter> to the bot it names; its chat opens. */
+function openLink(url, input) {
+  return act(async () => {
+    const opened = await control("POST", "open_link", {user_id: state.userId, url});
+    if (input) input.value = "";
+    if (opened.bot !== state.bot) openBot(opened.bot);
+  });
+}
+
+function onLinkClick(event) {
+  const link = event.target.closest("a[href]");
+  if (!link || !state.userId || !DEEP_LINK.test(link.getAttribute("href"))) return;
+  event.preventDefault();
+  openLink(link.getAttribute("href"));
 }
 
 function toggleBlock() {
@@ -410,7 +477,9 @@ function saveUser(event) {
 function selectUser(id) {
   state.userId = id || null;
   state.chats = {};
-  state.seen = {};
+  state.unread = {};
+  state.read = {};
+  state.keyboard = null;
   state.pending.clear();
   state.blocked = false;
   state.rendered = "";
@@ -427,8 +496,8 @@ function selectUser(id) {
 function openBot(username) {
   state.bot = username;
   state.blocked = false;
+  state.keyboard = null;
   state.rendered = "";
-  state.seen[username] = lastBotMessageId(state.chats[username] || []);
   remember();
   act(async () => {});
 }
@@ -438,6 +507,7 @@ function openBot(username) {
 async function start() {
   $("user-form").addEventListener("submit", saveUser);
   $("composer").addEventListener("submit", send);
+  $("messages").addEventListener("click", onLinkClick);
   $("block-toggle").addEventListener("click", toggleBlock);
   $("restart-bot").addEventListener("click", restart);
   $("alert-ok").addEventListener("click", () => { $("alert-dialog").hidden = true; });
