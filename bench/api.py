@@ -66,8 +66,14 @@ ENDPOINTS = {"bare": "GET /bare", "subscribe": "GET /subscribe-status", "provide
 def server_env(database_url: str | None, port: int) -> dict[str, str]:
     """The environment gunicorn runs with: the deployed settings (GUNICORN_WORKERS applies to both apps), access log off."""
     env = dict(os.environ)
-    env.update(GUNICORN_BIND=f"{HOST}:{port}", GUNICORN_ACCESS_LOG="", LOG_LEVEL="WARNING", API_TOKEN=TOKEN,
-               BOT_USERNAME="BenchBot", DEV_MODE="")
+    env.update(
+        GUNICORN_BIND=f"{HOST}:{port}",
+        GUNICORN_ACCESS_LOG="",
+        LOG_LEVEL="WARNING",
+        API_TOKEN=TOKEN,
+        BOT_USERNAME="BenchBot",
+        DEV_MODE="",
+    )
     if database_url:
         env["DATABASE_URL"] = database_url
     return env
@@ -99,8 +105,25 @@ def ms(us: float) -> float:
 
 def run_wrk(port: int, mode: str, prefix: str, connections: int, duration: float) -> dict:
     """Closed loop at saturation: wrk with `connections` connections for `duration` seconds."""
-    cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(duration))}s", "--timeout", "10s",
-           "-s", str(LUA), f"http://{HOST}:{port}", "--", mode, prefix, TOKEN, *map(str, USERS)]
+    cmd = [
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        str(connections),
+        "-d",
+        f"{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        f"http://{HOST}:{port}",
+        "--",
+        mode,
+        prefix,
+        TOKEN,
+        *map(str, USERS),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     match = re.search(r"^WRK_JSON (.*)$", out, re.M)
     if match is None:
@@ -129,8 +152,13 @@ def request_for(mode: str, prefix: str, i: int) -> tuple[str, str, bytes | None]
         k = i - 1
     elif i % 10 == 5:
         k, status = i - 1, "accepted"
-    body = {"user_id": USERS[k % len(USERS)], "horeca_id": "bench-cafe", "order_id": f"{prefix}-{k}", "status": status,
-            "text": "2 x latte"}
+    body = {
+        "user_id": USERS[k % len(USERS)],
+        "horeca_id": "bench-cafe",
+        "order_id": f"{prefix}-{k}",
+        "status": status,
+        "text": "2 x latte",
+    }
     return "POST", "/provide_message_to_user/", json.dumps(body).encode()
 
 
@@ -197,8 +225,12 @@ def saturate(port: int, mode: str, bare_port: int, args: argparse.Namespace) -> 
     load = os.getloadavg()[0]
     bare = run_wrk(bare_port, "bare", prefix, args.connections, args.duration)
     saturation = run_wrk(port, mode, prefix + "s", args.connections, args.duration)
-    return {"saturation": {**saturation, "load_average_1m_before": round(load, 2)}, "bare_rps": bare["rps"],
-            "ratio": round(saturation["rps"] / bare["rps"], 2), "bare_saturation": bare}
+    return {
+        "saturation": {**saturation, "load_average_1m_before": round(load, 2)},
+        "bare_rps": bare["rps"],
+        "ratio": round(saturation["rps"] / bare["rps"], 2),
+        "bare_saturation": bare,
+    }
 
 
 def machine() -> dict:
@@ -225,8 +257,10 @@ def row_ok(value: float | None, target: float, above: bool) -> str:
 
 def print_table(runs: list[dict]) -> None:
     bare_rps = runs[0]["saturation"]["rps"]
-    head = (f"{'backend':<11}{'endpoint':<32}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>7}  {'target':<12}"
-            f"{'@rate p50':>10}{'p99 ms':>8}  {'target':<12}")
+    head = (
+        f"{'backend':<11}{'endpoint':<32}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>7}  {'target':<12}"
+        f"{'@rate p50':>10}{'p99 ms':>8}  {'target':<12}"
+    )
     print("\n" + head)
     print("-" * len(head))
     for r in runs:
@@ -235,12 +269,16 @@ def print_table(runs: list[dict]) -> None:
         ratio_target = RATIO_TARGETS.get(mode)
         ratio_note = f">={ratio_target} {row_ok(ratio, ratio_target, True)}" if ratio_target else ""
         p99_note = f"<{P99_TARGET_MS:g} {row_ok(f['p99_ms'], P99_TARGET_MS, False)}" if r["backend"] == "postgresql" else ""
-        print(f"{r['backend']:<11}{ENDPOINTS[mode]:<32}{s['rps']:>8.0f}{s['p50_ms']:>8.1f}{s['p99_ms']:>8.1f}"
-              f"{(ratio if ratio is not None else 1.0):>7.2f}  {ratio_note:<12}"
-              f"{f['p50_ms']:>10.1f}{f['p99_ms']:>8.1f}  {p99_note:<12}")
-    print(f"\nbare endpoint: median {bare_rps:.0f} req/s of {runs[0]['saturation']['runs_rps']}; "
-          "each ratio is to the bare run just before it.\n"
-          "saturation: closed loop (wrk); '@rate': open loop at the fixed rate, latency from when each request was due")
+        print(
+            f"{r['backend']:<11}{ENDPOINTS[mode]:<32}{s['rps']:>8.0f}{s['p50_ms']:>8.1f}{s['p99_ms']:>8.1f}"
+            f"{(ratio if ratio is not None else 1.0):>7.2f}  {ratio_note:<12}"
+            f"{f['p50_ms']:>10.1f}{f['p99_ms']:>8.1f}  {p99_note:<12}"
+        )
+    print(
+        f"\nbare endpoint: median {bare_rps:.0f} req/s of {runs[0]['saturation']['runs_rps']}; "
+        "each ratio is to the bare run just before it.\n"
+        "saturation: closed loop (wrk); '@rate': open loop at the fixed rate, latency from when each request was due"
+    )
 
 
 def main() -> int:
@@ -270,8 +308,10 @@ def main() -> int:
         "runs": [],
     }
     logdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    print(f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
-          f"load {results['machine']['load_average_at_start']}; gunicorn {results['gunicorn']}; logs in {logdir}")
+    print(
+        f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+        f"load {results['machine']['load_average_at_start']}; gunicorn {results['gunicorn']}; logs in {logdir}"
+    )
 
     def record(backend: str, mode: str, port: int, bare_port: int) -> None:
         print(f"  {backend:<11}{ENDPOINTS[mode]} ...", flush=True)
@@ -305,14 +345,23 @@ def main() -> int:
     print(f"results: {RESULTS.relative_to(BASE)}")
     for r in results["runs"]:
         if r["fixed_rate"]["send_lag_p99_ms"] > 5:
-            print(f"note: {r['backend']} {r['endpoint']}: at the fixed rate the sender itself was late by "
-                  f"{r['fixed_rate']['send_lag_p99_ms']} ms (p99): a busy machine or a saturated server; "
-                  "that wait counts in the latency")
-    bad = [r for r in results["runs"] for key in ("saturation", "fixed_rate")
-           if any(not code.startswith("2") for code in r[key]["statuses"]) or r[key].get("errors")]
+            print(
+                f"note: {r['backend']} {r['endpoint']}: at the fixed rate the sender itself was late by "
+                f"{r['fixed_rate']['send_lag_p99_ms']} ms (p99): a busy machine or a saturated server; "
+                "that wait counts in the latency"
+            )
+    bad = [
+        r
+        for r in results["runs"]
+        for key in ("saturation", "fixed_rate")
+        if any(not code.startswith("2") for code in r[key]["statuses"]) or r[key].get("errors")
+    ]
     for r in bad:
-        print(f"warning: {r['backend']} {r['endpoint']}: non-2xx answers or errors: "
-              f"{r['saturation']['statuses']} {r['saturation'].get('errors')} / {r['fixed_rate']['statuses']}", file=sys.stderr)
+        print(
+            f"warning: {r['backend']} {r['endpoint']}: non-2xx answers or errors: "
+            f"{r['saturation']['statuses']} {r['saturation'].get('errors')} / {r['fixed_rate']['statuses']}",
+            file=sys.stderr,
+        )
     return 0
 
 
