@@ -255,6 +255,15 @@ def row_ok(value: float | None, target: float, above: bool) -> str:
     return "ok" if (value >= target if above else value < target) else "MISSED"
 
 
+def target_note(backend: str, value: float | None, target: float | None, above: bool) -> str:
+    """The target and whether it was met, on PostgreSQL rows: the targets are for PostgreSQL only ("n/a" elsewhere)."""
+    if target is None:
+        return ""
+    if backend != "postgresql":
+        return "n/a"
+    return f"{'>=' if above else '<'}{target:g} {row_ok(value, target, above)}"
+
+
 def print_table(runs: list[dict]) -> None:
     bare_rps = runs[0]["saturation"]["rps"]
     head = (
@@ -267,8 +276,8 @@ def print_table(runs: list[dict]) -> None:
         s, f, mode = r["saturation"], r["fixed_rate"], r["mode"]
         ratio = r.get("ratio")
         ratio_target = RATIO_TARGETS.get(mode)
-        ratio_note = f">={ratio_target} {row_ok(ratio, ratio_target, True)}" if ratio_target else ""
-        p99_note = f"<{P99_TARGET_MS:g} {row_ok(f['p99_ms'], P99_TARGET_MS, False)}" if r["backend"] == "postgresql" else ""
+        ratio_note = target_note(r["backend"], ratio, ratio_target, above=True)
+        p99_note = target_note(r["backend"], f["p99_ms"], P99_TARGET_MS if mode in RATIO_TARGETS else None, above=False)
         print(
             f"{r['backend']:<11}{ENDPOINTS[mode]:<32}{s['rps']:>8.0f}{s['p50_ms']:>8.1f}{s['p99_ms']:>8.1f}"
             f"{(ratio if ratio is not None else 1.0):>7.2f}  {ratio_note:<12}"
