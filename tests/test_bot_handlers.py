@@ -206,7 +206,7 @@ def test_a_crashing_handler_apologises_and_polling_goes_on(app, bot, telegram, m
 
 
 def test_a_crashing_button_handler_still_answers_the_callback(app, bot, telegram, monkeypatch):
-    monkeypatch.setattr(handlers.delivery, "find_message", lambda *a: 1 / 0)
+    monkeypatch.setattr(handlers.status_card, "pressed", lambda *a: 1 / 0)
     bot.process_new_updates([press(509, 7, "c:1")])
     (answer,) = telegram.of("answerCallbackQuery")
     assert answer["text"] == texts.EN.apology_short and answer["show_alert"] is True
@@ -343,7 +343,7 @@ def test_every_status_has_a_text_in_both_languages():
 
 
 def test_status_messages_escape_what_the_backend_sent():
-    text = texts.EN.status_message("<b>1</b>", "cafe&co", "accepted", "Table <5>", texts.HINT)
+    text = texts.EN.status_message("<b>1</b>", "cafe&co", "accepted", "Table <5>", texts.Footer.HINT)
     assert "&lt;b&gt;1&lt;/b&gt;" in text and "cafe&amp;co" in text and "Table &lt;5&gt;" in text
 
 

@@ -22,15 +22,16 @@ from flask import Flask
 from telebot import TeleBot
 from telebot.types import LinkPreviewOptions
 
-from bot import renderers, rendering
+from bot import cancel_button, renderers
 from bot.ratelimit import RateLimiter
 from bot.rendered import NoRenderer
 from bot.settings import BotSettings
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
 from models import utcnow
-from services import delivery, heartbeat
-from services.delivery import ButtonRef, Job, Sent
+from services import delivery, heartbeat, status_card
+from services.delivery import Job, Sent
+from services.status_card import StatusCard
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +95,19 @@ class Delivery:
                 break  # nothing due and nothing in flight: the next tick looks again
             done, inflight = wait(inflight, timeout=1.0, return_when=FIRST_COMPLETED)
             sent = [result for future in done if isinstance(result := future.result(), Sent)]
-            for ref in self._superseded(sent):
-                inflight.add(self.pool.submit(self._strip_safely, ref))
+            for card in self._superseded(sent):
+                inflight.add(self.pool.submit(self._strip_safely, card))
             self._beat()
         return attempted
 
-    def _superseded(self, sent: list[Sent]) -> list[ButtonRef]:
+    def _superseded(self, sent: list[Sent]) -> list[StatusCard]:
         """Older keyboards of the orders that just got a new message: one query for all of them."""
         orders = [s.supersedes_in_order for s in sent if s.supersedes_in_order is not None]
         if not orders:
             return []
         try:
             with self.app.app_context():
-                return delivery.superseded_buttons(orders)
+                return status_card.superseded(orders)
         except Exception as exc:  # noqa: BLE001 - the sweep finds them later
             log.warning("looking up superseded keyboards failed: %s", type(exc).__name__)
             return []
@@ -222,8 +223,8 @@ class Delivery:
         log.error("outbox row %s to chat %s failed for good: %s", job.id, job.chat_id, reason)
         with self.app.app_context():
             stale = delivery.record_failed(job.id, self.worker, reason)
-        for ref in stale:
-            self._strip(ref)
+        for card in stale:
+            self._strip(card)
 
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff with jitter: half of base·2^(n-1) (capped) plus up to as much again."""
@@ -237,53 +238,49 @@ class Delivery:
         self._next_sweep = time.monotonic() + SWEEP_EVERY
         try:
             with self.app.app_context():
-                refs = delivery.stale_buttons(self.bots)
+                stale = status_card.stale(self.bots)
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             log.warning("looking for stale buttons failed: %s", type(exc).__name__)
             return
         now = time.monotonic()
         self._strip_after = {k: v for k, v in self._strip_after.items() if v > now}
-        due = [r for r in refs if self._strip_after.get(r.row_id, 0.0) <= now]
-        for future in [self.pool.submit(self._strip_safely, ref) for ref in due]:
+        due = [card for card in stale if self._strip_after.get(card.row_id, 0.0) <= now]
+        for future in [self.pool.submit(self._strip_safely, card) for card in due]:
             future.result()
 
-    def _strip_safely(self, ref: ButtonRef) -> None:
+    def _strip_safely(self, card: StatusCard) -> None:
         try:
-            self._strip(ref)
+            self._strip(card)
         except Exception:
-            log.exception("removing the keyboard of outbox row %s failed", ref.row_id)
+            log.exception("removing the keyboard of outbox row %s failed", card.row_id)
 
-    def _strip(self, ref: ButtonRef) -> None:
-        """Edit the message without its keyboard (and the cancel hint), and remember that it is gone."""
-        bot, limiter = self.bots.get(ref.bot), self.limiters.get(ref.bot)
+    def _strip(self, card: StatusCard) -> None:
+        """Take the card's keyboard (and the cancel hint) off within the bot's rate limit; retry later what may pass."""
+        bot, limiter = self.bots.get(card.bot), self.limiters.get(card.bot)
         if bot is None or limiter is None or self.stop.is_set():
             return  # the sweep after the next start finds it
         pause = limiter.reserve(None, MAX_INLINE_WAIT)
         if pause is None:
-            self._strip_after[ref.row_id] = time.monotonic() + limiter.earliest(None)
+            self._strip_after[card.row_id] = time.monotonic() + limiter.earliest(None)
             return
         if pause > 0 and self.stop.wait(pause):
             return
-        try:
-            rendering.remove_keyboard(
-                bot, ref.chat_id, ref.message_id, rendering.without_keyboard(ref), timeout=self.settings.request_timeout
-            )
-        except Exception as exc:  # noqa: BLE001 - sorted below
-            failure = classify(exc)
-            if failure.kind in (NOT_MODIFIED, FINAL):
-                pass  # already without keyboard, or gone: nothing left to remove
-            elif failure.kind == BLOCKED:
-                with self.app.app_context():
-                    delivery.chat_blocked(ref.bot, ref.chat_id, failure.deactivated)
-            else:
-                if failure.kind == RATE_LIMITED:
-                    limiter.pause(failure.retry_after)
-                wait_for = max(failure.retry_after, self._backoff(2))
-                self._strip_after[ref.row_id] = time.monotonic() + wait_for
-                log.warning("removing the keyboard of row %s failed (%s); trying again later", ref.row_id, failure.reason)
-                return
         with self.app.app_context():
-            delivery.set_has_button(ref.row_id, False)
+            failure = cancel_button.strip(bot, card, timeout=self.settings.request_timeout)
+        if failure is None:
+            return
+        if failure.kind == BLOCKED:
+            with self.app.app_context():
+                delivery.chat_blocked(card.bot, card.chat_id, failure.deactivated)
+        elif failure.kind != FINAL:  # FINAL: the message is gone, nothing left to remove
+            if failure.kind == RATE_LIMITED:
+                limiter.pause(failure.retry_after)
+            wait_for = max(failure.retry_after, self._backoff(2))
+            self._strip_after[card.row_id] = time.monotonic() + wait_for
+            log.warning("removing the keyboard of row %s failed (%s); trying again later", card.row_id, failure.reason)
+            return
+        with self.app.app_context():
+            cancel_button.forget(card)
 
 
 class RecordFailed(RuntimeError):
