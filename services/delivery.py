@@ -1,4 +1,4 @@
-"""The outbox seen from the bot process: claim due messages, record what Telegram answered, track live buttons.
+"""The outbox seen from the bot process: claim due messages, record what Telegram answered and which keyboards are on.
 
 A message goes pending → sending (claimed, committed before Telegram is called) → sent | failed | blocked,
 or back to pending with a later `next_attempt_at`. Messages of one order (or, without an order, of one
@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from database import transaction
 from models import Customer, OutboxMessage, db, utcnow
 from services import customers, status_card
 from services.status_card import StatusCard
@@ -291,11 +292,6 @@ def release(row_ids: Iterable[int], worker: str, delay: float = 0.0) -> None:
 
 
 def set_has_button(row_id: int, has_button: bool) -> None:
-    """Remember whether the message now carries a keyboard. Own transaction."""
-    with _turn():
-        try:
-            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(has_button=has_button))
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
+    """Remember whether the message now carries a keyboard (bot/cancel_button.py is the one caller). Own transaction."""
+    with _turn(), transaction() as session:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(has_button=has_button))

@@ -95,8 +95,8 @@ class Delivery:
                 break  # nothing due and nothing in flight: the next tick looks again
             done, inflight = wait(inflight, timeout=1.0, return_when=FIRST_COMPLETED)
             sent = [result for future in done if isinstance(result := future.result(), Sent)]
-            for card in self._superseded(sent):
-                inflight.add(self.pool.submit(self._strip_safely, card))
+            for ref in self._superseded(sent):
+                inflight.add(self.pool.submit(self._strip_safely, ref))
             self._beat()
         return attempted
 
@@ -223,8 +223,8 @@ class Delivery:
         log.error("outbox row %s to chat %s failed for good: %s", job.id, job.chat_id, reason)
         with self.app.app_context():
             stale = delivery.record_failed(job.id, self.worker, reason)
-        for card in stale:
-            self._strip(card)
+        for ref in stale:
+            self._strip(ref)
 
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff with jitter: half of base·2^(n-1) (capped) plus up to as much again."""
@@ -238,49 +238,49 @@ class Delivery:
         self._next_sweep = time.monotonic() + SWEEP_EVERY
         try:
             with self.app.app_context():
-                stale = status_card.stale(self.bots)
+                refs = status_card.stale(self.bots)
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             log.warning("looking for stale buttons failed: %s", type(exc).__name__)
             return
         now = time.monotonic()
         self._strip_after = {k: v for k, v in self._strip_after.items() if v > now}
-        due = [card for card in stale if self._strip_after.get(card.row_id, 0.0) <= now]
-        for future in [self.pool.submit(self._strip_safely, card) for card in due]:
+        due = [r for r in refs if self._strip_after.get(r.row_id, 0.0) <= now]
+        for future in [self.pool.submit(self._strip_safely, ref) for ref in due]:
             future.result()
 
-    def _strip_safely(self, card: StatusCard) -> None:
+    def _strip_safely(self, ref: StatusCard) -> None:
         try:
-            self._strip(card)
+            self._strip(ref)
         except Exception:
-            log.exception("removing the keyboard of outbox row %s failed", card.row_id)
+            log.exception("removing the keyboard of outbox row %s failed", ref.row_id)
 
-    def _strip(self, card: StatusCard) -> None:
+    def _strip(self, ref: StatusCard) -> None:
         """Take the card's keyboard (and the cancel hint) off within the bot's rate limit; retry later what may pass."""
-        bot, limiter = self.bots.get(card.bot), self.limiters.get(card.bot)
+        bot, limiter = self.bots.get(ref.bot), self.limiters.get(ref.bot)
         if bot is None or limiter is None or self.stop.is_set():
             return  # the sweep after the next start finds it
         pause = limiter.reserve(None, MAX_INLINE_WAIT)
         if pause is None:
-            self._strip_after[card.row_id] = time.monotonic() + limiter.earliest(None)
+            self._strip_after[ref.row_id] = time.monotonic() + limiter.earliest(None)
             return
         if pause > 0 and self.stop.wait(pause):
             return
         with self.app.app_context():
-            failure = cancel_button.strip(bot, card, timeout=self.settings.request_timeout)
+            failure = cancel_button.strip(bot, ref, timeout=self.settings.request_timeout)
         if failure is None:
             return
         if failure.kind == BLOCKED:
             with self.app.app_context():
-                delivery.chat_blocked(card.bot, card.chat_id, failure.deactivated)
+                delivery.chat_blocked(ref.bot, ref.chat_id, failure.deactivated)
         elif failure.kind != FINAL:  # FINAL: the message is gone, nothing left to remove
             if failure.kind == RATE_LIMITED:
                 limiter.pause(failure.retry_after)
             wait_for = max(failure.retry_after, self._backoff(2))
-            self._strip_after[card.row_id] = time.monotonic() + wait_for
-            log.warning("removing the keyboard of row %s failed (%s); trying again later", card.row_id, failure.reason)
+            self._strip_after[ref.row_id] = time.monotonic() + wait_for
+            log.warning("removing the keyboard of row %s failed (%s); trying again later", ref.row_id, failure.reason)
             return
         with self.app.app_context():
-            cancel_button.forget(card)
+            cancel_button.forget(ref)
 
 
 class RecordFailed(RuntimeError):
