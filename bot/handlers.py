@@ -14,14 +14,14 @@ from typing import Any
 
 from flask import Flask
 from telebot import TeleBot, util
-from telebot.apihelper import ApiTelegramException
-from telebot.types import BotCommand, CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message, User
+from telebot.types import BotCommand, CallbackQuery, ChatMemberUpdated, Message, User
 
-from bot import customer_dialogs, keyboards, rendering, texts
+from bot import cancel_button, customer_dialogs, keyboards, texts
+from bot import card as cards
 from bot.telegram import describe
-from bot.texts import PARSE_MODE, Texts
-from services import customer_chat, customers, delivery, linking, orders
-from services.delivery import MessageRef
+from bot.texts import PARSE_MODE, Footer, Texts
+from services import customer_chat, customers, linking, orders, status_card
+from services.status_card import StatusCard
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +125,16 @@ def on_other(message: Message, bot: TeleBot) -> None:
     _reply(bot, message, texts.for_user(message.from_user).send_text)
 
 
+def _sender(message: Message) -> User:
+    """Who wrote a private message (Telegram always says so in a private chat)."""
+    assert message.from_user is not None, "a private message without a sender"
+    return message.from_user
+
+
 def _greet(message: Message, bot: TeleBot, help_only: bool = False) -> None:
-    t = texts.for_user(message.from_user)
-    greeting = customer_chat.greet(message.from_user.id, message.chat.id, _profile(message.from_user))
+    user = _sender(message)
+    t = texts.for_user(user)
+    greeting = customer_chat.greet(user.id, message.chat.id, _profile(user))
     if not greeting.linked:
         _reply(bot, message, t.ask_code)
     elif help_only:
@@ -138,9 +145,10 @@ def _greet(message: Message, bot: TeleBot, help_only: bool = False) -> None:
 
 def claim_code(message: Message, bot: TeleBot, code: str) -> None:
     """Claim a one-time code through the same service as POST /enter_key_from_user/, with the wrong-code limit."""
-    t = texts.for_user(message.from_user)
-    user_id = message.from_user.id
-    typed = linking.claim_typed(user_id, lambda: linking.claim(code, user_id, message.chat.id, _profile(message.from_user)))
+    user = _sender(message)
+    t = texts.for_user(user)
+    user_id = user.id
+    typed = linking.claim_typed(user_id, lambda: linking.claim(code, user_id, message.chat.id, _profile(user)))
     if typed.outcome != linking.Typed.ACCEPTED:
         refusals = {linking.Typed.TOO_MANY: t.too_many_codes, linking.Typed.UNKNOWN: t.unknown_code}
         _reply(bot, message, refusals.get(typed.outcome, t.used_code))
@@ -172,113 +180,66 @@ def on_button(call: CallbackQuery, bot: TeleBot) -> None:
     t = texts.for_user(call.from_user)
     parsed = keyboards.parse(call.data)
     message = call.message
-    if parsed is None or message is None or not getattr(message, "date", 0):
+    if parsed is None or not isinstance(message, Message) or not message.date:
         # Not our data, or a message Telegram no longer shows to the bot: change nothing.
         bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
         return
     action, order_pk = parsed
-    ref = delivery.find_message(BOT_NAME, message.chat.id, message.message_id, order_pk)
-    if ref is None or ref.owner != call.from_user.id:
+    card = status_card.pressed(BOT_NAME, message.chat.id, message.message_id, order_pk, call.from_user.id)
+    if card is None:
         log.info("user %s pressed a button that is not theirs (%r)", call.from_user.id, call.data)
         bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
         return
-    t = texts.for_language(ref.language or call.from_user.language_code)
+    t = texts.for_language(card.language or call.from_user.language_code)
+    shown = message.reply_markup is not None
     if action == keyboards.CANCEL:
-        _ask_confirmation(call, bot, t, ref)
+        _ask_confirmation(call, bot, t, card, shown)
     elif action == keyboards.CONFIRM:
-        _confirm_cancel(call, bot, t, ref)
+        _confirm_cancel(call, bot, t, card, shown)
     else:
-        _keep_order(call, bot, t, ref)
+        _keep_order(call, bot, t, card, shown)
 
 
-def _ask_confirmation(call: CallbackQuery, bot: TeleBot, t: Texts, ref: MessageRef) -> None:
-    if not ref.order_open:
-        _refuse(call, bot, t, ref)
+def _ask_confirmation(call: CallbackQuery, bot: TeleBot, t: Texts, card: StatusCard, shown: bool) -> None:
+    if not card.open:
+        _refuse(call, bot, t, card, shown)
         return
-    if not ref.newest_sent:
+    if not card.newest:
         # A stale button on an older message: the live one is under the newest message.
         bot.answer_callback_query(call.id, t.alert_use_latest, show_alert=True)
-        _drop_keyboard(bot, call.message, ref)
+        cancel_button.drop(bot, card, shown)
         return
-    text = t.status_message(ref.order_id, ref.horeca_id, ref.status, ref.text, texts.CONFIRM)
-    _edit(bot, call.message, text, keyboards.confirm(t, ref.order_pk))
-    delivery.set_has_button(ref.row_id, True)
+    cancel_button.show(bot, card, Footer.CONFIRM, t)
     bot.answer_callback_query(call.id)
-    _recheck(bot, call.message, ref)
+    cancel_button.recheck(bot, card)
 
 
-def _confirm_cancel(call: CallbackQuery, bot: TeleBot, t: Texts, ref: MessageRef) -> None:
-    outcome = orders.request_cancel(call.from_user.id, ref.order_pk)
+def _confirm_cancel(call: CallbackQuery, bot: TeleBot, t: Texts, card: StatusCard, shown: bool) -> None:
+    outcome = orders.request_cancel(call.from_user.id, card.order_pk)
     if outcome.outcome in ("requested", "already_requested"):
         if outcome.outcome == "requested":
             log.info("user %s requested cancelling order %s of %s", call.from_user.id, outcome.order_id, outcome.horeca_id)
-        text = t.status_message(ref.order_id, ref.horeca_id, ref.status, ref.text, texts.REQUESTED)
-        _edit(bot, call.message, text, None)
-        delivery.set_has_button(ref.row_id, False)
+        cancel_button.show(bot, card, Footer.REQUESTED, t)
         bot.answer_callback_query(call.id, t.toast_cancel_requested)
-        _strip_others(bot, ref)
+        cancel_button.strip_order(bot, card.order_pk)
     elif outcome.outcome == "not_cancellable":
-        _refuse(call, bot, t, ref)
+        _refuse(call, bot, t, card, shown)
     else:
         bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
 
 
-def _keep_order(call: CallbackQuery, bot: TeleBot, t: Texts, ref: MessageRef) -> None:
-    if not ref.order_open:
-        _refuse(call, bot, t, ref)
+def _keep_order(call: CallbackQuery, bot: TeleBot, t: Texts, card: StatusCard, shown: bool) -> None:
+    if not card.open:
+        _refuse(call, bot, t, card, shown)
         return
-    button = ref.newest_sent
-    text = t.status_message(ref.order_id, ref.horeca_id, ref.status, ref.text, texts.HINT if button else None)
-    _edit(bot, call.message, text, keyboards.cancel(t, ref.order_pk) if button else None)
-    delivery.set_has_button(ref.row_id, button)
+    footer = cards.resting(card)
+    cancel_button.show(bot, card, footer, t)
     bot.answer_callback_query(call.id, t.toast_kept)
-    if button:
-        _recheck(bot, call.message, ref)
+    if footer == Footer.HINT:
+        cancel_button.recheck(bot, card)
 
 
-def _refuse(call: CallbackQuery, bot: TeleBot, t: Texts, ref: MessageRef) -> None:
+def _refuse(call: CallbackQuery, bot: TeleBot, t: Texts, card: StatusCard, shown: bool) -> None:
     """Too late: say so in an alert and take the keyboard away."""
-    bot.answer_callback_query(call.id, t.alert_already_requested if ref.cancel_requested else t.alert_too_late, show_alert=True)
-    _drop_keyboard(bot, call.message, ref)
-
-
-def _drop_keyboard(bot: TeleBot, message: Message, ref: MessageRef) -> None:
-    if message.reply_markup is not None:
-        try:
-            bot.edit_message_reply_markup(message.chat.id, message.message_id, reply_markup=None)
-        except ApiTelegramException as exc:
-            if "message is not modified" not in str(exc.description):
-                raise
-    delivery.set_has_button(ref.row_id, False)
-
-
-def _strip_others(bot: TeleBot, ref: MessageRef) -> None:
-    """After a cancel request no message of the order keeps a keyboard."""
-    for other in delivery.stale_buttons_of(ref.order_pk):
-        try:
-            rendering.remove_keyboard(bot, other.chat_id, other.message_id, rendering.without_keyboard(other))
-        except ApiTelegramException as exc:
-            if "message is not modified" not in str(exc.description):
-                log.info("could not remove the keyboard of row %s: %s", other.row_id, describe(exc))
-                continue  # the delivery job's sweep tries again
-        delivery.set_has_button(other.row_id, False)
-
-
-def _recheck(bot: TeleBot, message: Message, ref: MessageRef) -> None:
-    """We just put a keyboard back: if the order closed or a newer message went out meanwhile, take it away."""
-    now = delivery.find_message(BOT_NAME, message.chat.id, message.message_id, ref.order_pk)
-    if now is not None and (not now.order_open or not now.newest_sent):
-        try:
-            rendering.remove_keyboard(bot, message.chat.id, message.message_id, rendering.without_keyboard(now))
-        except ApiTelegramException as exc:
-            if "message is not modified" not in str(exc.description):
-                raise
-        delivery.set_has_button(ref.row_id, False)
-
-
-def _edit(bot: TeleBot, message: Message, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    try:
-        bot.edit_message_text(text, message.chat.id, message.message_id, parse_mode=PARSE_MODE, reply_markup=markup)
-    except ApiTelegramException as exc:
-        if "message is not modified" not in str(exc.description):
-            raise
+    bot.answer_callback_query(call.id, t.alert_already_requested if card.cancel_requested else t.alert_too_late, show_alert=True)
+    cancel_button.drop(bot, card, shown)

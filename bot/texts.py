@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from html import escape
 
 from services.customer_chat import OrderLine
 
 PARSE_MODE = "HTML"
 
-# The footer under a status message: the cancel hint, the confirmation question, or the cancel request.
-HINT = "hint"
-CONFIRM = "confirm"
-REQUESTED = "requested"
+
+class Footer(StrEnum):
+    """The footer under a status message (each but NONE comes with its keyboard, see bot/card.py)."""
+
+    NONE = "none"
+    HINT = "hint"  # the cancel hint, under the Cancel button
+    CONFIRM = "confirm"  # "Cancel order …?", above Yes / No
+    REQUESTED = "requested"  # the cancel was requested
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,7 @@ class Texts:
 
     lang: str
     statuses: dict[str, str] = field(repr=False)
-    order_title: str  # {order_id} {horeca_id}
+    order_title: str  # {order_id} {cafe}
     cancel_hint: str
     confirm_question: str  # {order_id}
     cancel_requested_note: str
@@ -36,7 +41,6 @@ class Texts:
     active_orders: str
     order_line: str  # {order_id} {horeca_id} {status}
     order_line_cancel_requested: str
-    no_active_orders: str
     button_cancel: str
     button_yes: str
     button_no: str
@@ -60,18 +64,18 @@ class Texts:
         return self.statuses.get(status or "", escape(status or ""))
 
     def status_message(
-        self, order_id: str, horeca_id: str, status: str | None, note: str | None = None, footer: str | None = None
+        self, order_id: str, cafe: str, status: str | None, note: str | None = None, footer: Footer = Footer.NONE
     ) -> str:
         """The message of one status update: title, status, the backend's text, and an optional footer."""
-        parts = [self.order_title.format(order_id=escape(order_id), horeca_id=escape(horeca_id)), self.status(status)]
+        parts = [self.order_title.format(order_id=escape(order_id), cafe=escape(cafe)), self.status(status)]
         if note:
             parts.append(escape(note))
         text = "\n".join(parts)
-        if footer == HINT:
+        if footer == Footer.HINT:
             text += "\n\n" + self.cancel_hint
-        elif footer == CONFIRM:
+        elif footer == Footer.CONFIRM:
             text += "\n\n" + self.confirm_question.format(order_id=escape(order_id))
-        elif footer == REQUESTED:
+        elif footer == Footer.REQUESTED:
             text += "\n\n" + self.cancel_requested_note
         return text
 
@@ -111,7 +115,7 @@ RU = Texts(
         "cancelled": "❌ Заказ отменён",
         "rejected": "⛔ Заведение не смогло принять заказ",
     },
-    order_title="<b>Заказ {order_id}</b> · {horeca_id}",
+    order_title="<b>Заказ {order_id}</b> · {cafe}",
     cancel_hint="<i>Отменить заказ можно, пока он не готов.</i>",
     confirm_question="<b>Отменить заказ {order_id}?</b>",
     cancel_requested_note="🕓 <b>Запрос на отмену отправлен.</b> Заведение подтвердит отмену.",
@@ -126,7 +130,6 @@ RU = Texts(
     active_orders="Ваши активные заказы:",
     order_line="• <b>{order_id}</b> · {horeca_id}: {status}",
     order_line_cancel_requested=" (запрошена отмена)",
-    no_active_orders="Активных заказов нет.",
     button_cancel="Отменить заказ",
     button_yes="Да, отменить",
     button_no="Нет",
@@ -157,7 +160,7 @@ EN = Texts(
         "cancelled": "❌ Order cancelled",
         "rejected": "⛔ The cafe could not accept your order",
     },
-    order_title="<b>Order {order_id}</b> · {horeca_id}",
+    order_title="<b>Order {order_id}</b> · {cafe}",
     cancel_hint="<i>You can cancel the order until it is ready.</i>",
     confirm_question="<b>Cancel order {order_id}?</b>",
     cancel_requested_note="🕓 <b>Cancellation requested.</b> The cafe will confirm it.",
@@ -172,7 +175,6 @@ EN = Texts(
     active_orders="Your active orders:",
     order_line="• <b>{order_id}</b> · {horeca_id}: {status}",
     order_line_cancel_requested=" (cancellation requested)",
-    no_active_orders="You have no active orders.",
     button_cancel="Cancel order",
     button_yes="Yes, cancel",
     button_no="No",

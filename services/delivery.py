@@ -1,4 +1,4 @@
-"""The outbox seen from the bot process: claim due messages, record what Telegram answered, track live buttons.
+"""The outbox seen from the bot process: claim due messages, record what Telegram answered and which keyboards are on.
 
 A message goes pending → sending (claimed, committed before Telegram is called) → sent | failed | blocked,
 or back to pending with a later `next_attempt_at`. Messages of one order (or, without an order, of one
@@ -14,15 +14,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from database import read_only
-from models import Customer, Order, OutboxMessage, db, utcnow
-from services import customers
-from services.orders import CANCELLABLE_STATUSES
+from database import transaction
+from models import Customer, OutboxMessage, db, utcnow
+from services import customers, status_card
+from services.status_card import StatusCard
 
 ACTIVE_STATES = ("pending", "sending")
 MAX_ERROR_CHARS = 500
@@ -45,79 +44,11 @@ class Job:
     attempts: int
     first_attempt_at: datetime
     language: str | None = None  # the customer's Telegram language_code
-    order_id: str | None = None
-    horeca_id: str | None = None
-    order_open: bool = False  # the order can still be cancelled and no cancel was requested
-    newest: bool = True  # no newer status update of the same order exists
-
-
-@dataclass(frozen=True)
-class ButtonRef:
-    """A sent message whose inline keyboard should go, with what re-rendering it without its footer needs."""
-
-    row_id: int
-    bot: str
-    chat_id: int
-    message_id: int
-    order_pk: int | None
-    kind: str
-    status: str | None
-    text: str | None
-    order_id: str | None
-    horeca_id: str | None
-    language: str | None
-
-
-@dataclass(frozen=True)
-class MessageRef:
-    """A status message the bot sent, as a button press sees it."""
-
-    row_id: int
-    order_pk: int
-    owner: int  # the Telegram user who owns the order
-    status: str | None
-    text: str | None
-    has_button: bool
-    order_id: str
-    horeca_id: str
-    order_open: bool
-    cancel_requested: bool
-    newest_sent: bool  # no newer status message of the order has been sent
-    language: str | None
+    card: StatusCard | None = None  # a status row's card
 
 
 # Built once: constructing aliased ORM statements costs more than running them (claims and records are hot).
 _OLDER = aliased(OutboxMessage, name="older")
-_NEWER = aliased(OutboxMessage, name="newer")
-
-
-def _build_stale_buttons():
-    o, n = OutboxMessage, _NEWER
-    newer_sent = (
-        select(n.id)
-        .where(n.order_pk == o.order_pk, n.kind == "status", n.id > o.id, n.state == "sent", n.telegram_message_id.is_not(None))
-        .exists()
-    )
-    return (
-        select(
-            o.id, o.bot, o.chat_id, o.telegram_message_id, o.order_pk, o.kind, o.status, o.text,
-            Order.order_id, Order.horeca_id, Customer.language_code,
-        )
-        .join(Order, Order.id == o.order_pk)
-        .outerjoin(Customer, Customer.id == Order.customer_id)
-        .where(
-            o.has_button == True,  # noqa: E712 (the partial index ix_outbox_has_button matches this form)
-            o.telegram_message_id.is_not(None),
-            or_(Order.cancellable == False, Order.cancel_requested_at.is_not(None), newer_sent),  # noqa: E712
-        )
-        .order_by(o.id)
-    )
-
-
-_STALE_BUTTONS = _build_stale_buttons()
-_STALE_BUTTONS_OF_ORDERS = _STALE_BUTTONS.where(OutboxMessage.order_pk.in_(bindparam("order_pks", expanding=True)))
-
-
 _MARK_SENT = (
     update(OutboxMessage)
     .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.state != "sent")
@@ -144,11 +75,6 @@ def _turn() -> Iterator[None]:
 
 def _clip(error: str) -> str:
     return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
-
-
-def _open(order: Any) -> bool:
-    """An Order (or a row with its columns) that can still be cancelled and has no cancel request."""
-    return bool(order and order.cancellable and order.cancel_requested_at is None and order.status in CANCELLABLE_STATUSES)
 
 
 def _build_claim():
@@ -178,10 +104,6 @@ def _build_claim():
 
 
 _CLAIM = _build_claim()
-_ORDER_CONTEXT = select(
-    Order.id, Order.order_id, Order.horeca_id, Order.status, Order.cancellable, Order.cancel_requested_at,
-    select(func.max(_NEWER.id)).where(_NEWER.order_pk == Order.id, _NEWER.kind == "status").scalar_subquery().label("newest"),
-).where(Order.id.in_(bindparam("pks", expanding=True)))
 _PEOPLE = select(Customer.telegram_user_id, Customer.language_code, Customer.is_blocked, Customer.is_deactivated).where(
     Customer.telegram_user_id.in_(bindparam("chats", expanding=True))
 )
@@ -210,7 +132,7 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
         if not rows:
             return []
         order_pks = sorted({r.order_pk for r in rows if r.order_pk is not None})
-        orders = {r.id: r for r in conn.execute(_ORDER_CONTEXT, {"pks": order_pks})} if order_pks else {}
+        orders = status_card.orders_of_claim(conn, order_pks)
         chats = sorted({r.chat_id for r in rows if r.bot == "customer"})
         people = {r.telegram_user_id: r for r in conn.execute(_PEOPLE, {"chats": chats})} if chats else {}
 
@@ -223,14 +145,13 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
                 blocked.setdefault(DEACTIVATED_ERROR if person.is_deactivated else BLOCKED_ERROR, []).append(row.id)
                 continue
             order = orders.get(row.order_pk) if row.order_pk is not None else None
+            language = person.language_code if person is not None else None
             jobs.append(
                 Job(
                     id=row.id, bot=row.bot, kind=row.kind, chat_id=row.chat_id, order_pk=row.order_pk, status=row.status,
                     text=row.text, payload=row.payload, attempts=(row.attempts or 0) + 1,
                     first_attempt_at=row.first_attempt_at or now,
-                    language=person.language_code if person is not None else None,
-                    order_id=order.order_id if order else None, horeca_id=order.horeca_id if order else None,
-                    order_open=_open(order), newest=order is None or order.newest is None or order.newest <= row.id,
+                    language=language, card=status_card.claimed(row, order, language),
                 )
             )
         if jobs:
@@ -271,16 +192,6 @@ def record_sent(sent: list[Sent]) -> None:
         )
 
 
-@read_only()  # on SQLite: no write lock, so never waits behind the delivery's writes
-def superseded_buttons(order_pks: Iterable[int]) -> list[ButtonRef]:
-    """Keyboards of these orders that must go (an older message of an order whose newer one was sent); read-only."""
-    pks = sorted(set(order_pks))
-    if not pks:
-        return []
-    with db.engine.connect() as conn:
-        return _button_refs(conn.execute(_STALE_BUTTONS_OF_ORDERS, {"order_pks": pks}))
-
-
 def record_retry(row_id: int, worker: str, error: str, delay: float) -> None:
     """The attempt failed for a reason that may pass: try again after `delay` seconds."""
     with _turn():
@@ -298,19 +209,19 @@ def record_retry(row_id: int, worker: str, error: str, delay: float) -> None:
             raise
 
 
-def record_failed(row_id: int, worker: str, error: str) -> list[ButtonRef]:
-    """The message can never be delivered; returns buttons of its order that must go if the order closed."""
+def record_failed(row_id: int, worker: str, error: str) -> list[StatusCard]:
+    """The message can never be delivered; returns the cards of its order whose keyboard must go if the order closed."""
     with _turn():
         try:
             row = _claimed(row_id, worker)
-            refs: list[ButtonRef] = []
+            refs: list[StatusCard] = []
             if row is not None:
                 row.state = "failed"
                 row.last_error = _clip(error)
                 row.claimed_at = None
                 row.claimed_by = None
                 if row.order_pk is not None:
-                    refs = _stale_buttons([row.order_pk], None)
+                    refs = status_card.stale_of([row.order_pk])
             db.session.commit()
             return refs
         except Exception:
@@ -380,82 +291,7 @@ def release(row_ids: Iterable[int], worker: str, delay: float = 0.0) -> None:
             raise
 
 
-def _stale_buttons(order_pks: list[int] | None, bots: tuple[str, ...] | None, limit: int | None = None) -> list[ButtonRef]:
-    """Sent messages that still carry a keyboard although their order closed or a newer status was sent."""
-    if order_pks is not None:
-        stmt, params = _STALE_BUTTONS_OF_ORDERS, {"order_pks": list(order_pks)}
-    else:
-        stmt, params = _STALE_BUTTONS, {}
-    if bots is not None:
-        stmt = stmt.where(OutboxMessage.bot.in_(bots))
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return _button_refs(db.session.execute(stmt, params))
-
-
-def _button_refs(rows: Iterable[Any]) -> list[ButtonRef]:
-    """ButtonRefs from rows of the stale-buttons query."""
-    return [
-        ButtonRef(
-            r.id, r.bot, r.chat_id, r.telegram_message_id, r.order_pk, r.kind, r.status, r.text, r.order_id, r.horeca_id,
-            r.language_code,
-        )
-        for r in rows
-    ]
-
-
-@read_only()  # on SQLite: no write lock, so never waits behind the delivery's writes
-def stale_buttons(bots: Iterable[str], limit: int = 200) -> list[ButtonRef]:
-    """Every message (of these bots) whose keyboard should be gone; read-only."""
-    refs = _stale_buttons(None, tuple(bots), limit)
-    db.session.rollback()
-    return refs
-
-
-@read_only()  # on SQLite: no write lock, so never waits behind the delivery's writes
-def stale_buttons_of(order_pk: int) -> list[ButtonRef]:
-    """The messages of one order whose keyboard should be gone; read-only."""
-    refs = _stale_buttons([order_pk], None)
-    db.session.rollback()
-    return refs
-
-
 def set_has_button(row_id: int, has_button: bool) -> None:
-    """Remember whether the message now carries a keyboard. Own transaction."""
-    with _turn():
-        try:
-            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(has_button=has_button))
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
-
-
-@read_only()  # on SQLite: no write lock, so never waits behind the delivery's writes
-def find_message(bot: str, chat_id: int, message_id: int, order_pk: int) -> MessageRef | None:
-    """The status message `message_id` in `chat_id` if it belongs to order `order_pk`; read-only."""
-    o = OutboxMessage
-    try:
-        row = db.session.scalar(
-            select(o).where(
-                o.order_pk == order_pk, o.bot == bot, o.chat_id == chat_id, o.telegram_message_id == message_id,
-                o.kind == "status",
-            )
-        )
-        order = db.session.get(Order, order_pk) if row is not None else None
-        if row is None or order is None:
-            return None
-        newer = db.session.scalar(
-            select(func.count()).select_from(o).where(
-                o.order_pk == order_pk, o.kind == "status", o.id > row.id, o.state == "sent", o.telegram_message_id.is_not(None)
-            )
-        )
-        customer = db.session.get(Customer, order.customer_id)
-        return MessageRef(
-            row_id=row.id, order_pk=order.id, owner=order.telegram_user_id, status=row.status, text=row.text,
-            has_button=row.has_button, order_id=order.order_id, horeca_id=order.horeca_id, order_open=_open(order),
-            cancel_requested=order.cancel_requested_at is not None, newest_sent=not newer,
-            language=customer.language_code if customer else None,
-        )
-    finally:
-        db.session.rollback()
+    """Remember whether the message now carries a keyboard (bot/cancel_button.py is the one caller). Own transaction."""
+    with _turn(), transaction() as session:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(has_button=has_button))

@@ -18,7 +18,7 @@ from bot.ratelimit import SAFETY, RateLimiter
 from bot.settings import BotSettings
 from bot.workers.telegram import Delivery
 from devtools.tg_emulator import EmulatorClient, EmulatorServer
-from models import Customer, OutboxMessage, db, utcnow
+from models import Customer, Order, OutboxMessage, db, utcnow
 from services import delivery, linking, orders
 
 TOKEN = "4242424242:" + "T" * 35
@@ -141,6 +141,48 @@ def test_ready_sends_no_button_and_removes_the_old_one(app, emulator):
     run(engine(app))
     assert all(EmulatorClient.buttons(m) == [] for m in emulator.messages(BOT, 612))
     assert not any("until it is ready" in m["plain_text"] for m in emulator.messages(BOT, 612))
+
+
+CANCEL_HINT = "cancel the order until it is ready"
+
+
+def order_of(app, order_id: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(Order.id).where(Order.order_id == order_id))
+
+
+def test_the_sweep_takes_the_keyboard_off_once_a_cancel_was_requested_elsewhere(app, emulator):
+    link(app, emulator, 721)
+    row = push(app, 721, "S-1", "created")
+    run(engine(app))
+    (message,) = emulator.messages(BOT, 721)
+    assert emulator.buttons(message) and CANCEL_HINT in message["plain_text"]
+    with app.app_context():
+        assert orders.request_cancel(721, order_of(app, "S-1")).outcome == "requested"
+    run(engine(app))  # a tick sweeps first
+    (message,) = emulator.messages(BOT, 721)
+    assert emulator.buttons(message) == [] and CANCEL_HINT not in message["plain_text"]
+    assert "Order placed" in message["plain_text"]
+    assert rows(app)[row].has_button is False
+
+
+def test_a_rate_limited_strip_keeps_the_keyboard_recorded_until_it_is_gone(app, emulator):
+    link(app, emulator, 722)
+    first = push(app, 722, "S-2", "created")
+    run(engine(app))
+    push(app, 722, "S-2", "accepted")
+    emulator.faults("429", bot=BOT, method="editMessageText", count=1, retry_after=1)
+    eng = engine(app)
+    eng.tick()  # sends the newer card; taking the older keyboard off is refused
+    older, newer = emulator.messages(BOT, 722)
+    assert emulator.buttons(older) and rows(app)[first].has_button is True
+    assert eng.limiters["customer"].paused_for() > 0  # the 429 pauses the bot's sends and edits
+    eng.close()
+    run(engine(app))  # the sweep finds it: nothing was recorded
+    older, newer = emulator.messages(BOT, 722)
+    assert emulator.buttons(older) == [] and CANCEL_HINT not in older["plain_text"]
+    assert [t for t, _ in emulator.buttons(newer)] == ["Cancel order"]
+    assert rows(app)[first].has_button is False
 
 
 def test_a_400_is_final(app, emulator):

@@ -206,7 +206,7 @@ def test_a_crashing_handler_apologises_and_polling_goes_on(app, bot, telegram, m
 
 
 def test_a_crashing_button_handler_still_answers_the_callback(app, bot, telegram, monkeypatch):
-    monkeypatch.setattr(handlers.delivery, "find_message", lambda *a: 1 / 0)
+    monkeypatch.setattr(handlers.status_card, "pressed", lambda *a: 1 / 0)
     bot.process_new_updates([press(509, 7, "c:1")])
     (answer,) = telegram.of("answerCallbackQuery")
     assert answer["text"] == texts.EN.apology_short and answer["show_alert"] is True
@@ -327,6 +327,40 @@ def test_another_users_order_cannot_be_cancelled(app, bot, telegram):
         assert db.session.get(Order, pk).cancel_requested_at is None
 
 
+def test_a_cancel_request_takes_every_keyboard_of_the_order_off(app, bot, telegram):
+    linked(app, 723)
+    pk = sent_status(app, 723, "S-3", "created", 61)
+    sent_status(app, 723, "S-3", "accepted", 62)  # the keyboard of 61 outlived it (say an edit failed)
+    bot.process_new_updates([press(723, 62, f"cy:{pk}")])
+    edits = {e["message_id"]: e for e in telegram.of("editMessageText")}
+    assert "Cancellation requested." in edits[62]["text"] and "reply_markup" not in edits[62]
+    assert "Order placed" in edits[61]["text"] and "reply_markup" not in edits[61]
+    assert "until it is ready" not in edits[61]["text"]
+    with app.app_context():
+        assert db.session.scalars(select(OutboxMessage.has_button).where(OutboxMessage.order_pk == pk)).all() == [False, False]
+
+
+def test_no_on_an_older_message_keeps_the_order_without_bringing_its_button_back(app, bot, telegram):
+    linked(app, 724)
+    pk = sent_status(app, 724, "S-4", "created", 63)
+    sent_status(app, 724, "S-4", "accepted", 64)
+    bot.process_new_updates([press(724, 63, f"cn:{pk}")])
+    edit = telegram.of("editMessageText")[-1]
+    assert edit["message_id"] == 63 and "reply_markup" not in edit and "until it is ready" not in edit["text"]
+    assert telegram.of("answerCallbackQuery")[-1]["text"] == texts.EN.toast_kept
+    with app.app_context():
+        assert db.session.scalar(select(OutboxMessage.has_button).where(OutboxMessage.telegram_message_id == 63)) is False
+
+
+def test_a_pressed_card_is_drawn_in_the_customers_language_whatever_the_client_says(app, bot, telegram):
+    linked(app, 725, language_code="ru")  # the press comes from a client set to English
+    pk = sent_status(app, 725, "S-5", "created", 65)
+    bot.process_new_updates([press(725, 65, f"c:{pk}")])
+    edit = telegram.of("editMessageText")[-1]
+    assert "Отменить заказ S-5?" in edit["text"]
+    assert [b["text"] for b in json.loads(edit["reply_markup"])["inline_keyboard"][0]] == ["Да, отменить", "Нет"]
+
+
 # --- texts and keyboards ----------------------------------------------------------------------------
 
 
@@ -343,7 +377,7 @@ def test_every_status_has_a_text_in_both_languages():
 
 
 def test_status_messages_escape_what_the_backend_sent():
-    text = texts.EN.status_message("<b>1</b>", "cafe&co", "accepted", "Table <5>", texts.HINT)
+    text = texts.EN.status_message("<b>1</b>", "cafe&co", "accepted", "Table <5>", texts.Footer.HINT)
     assert "&lt;b&gt;1&lt;/b&gt;" in text and "cafe&amp;co" in text and "Table &lt;5&gt;" in text
 
 

@@ -22,15 +22,16 @@ from flask import Flask
 from telebot import TeleBot
 from telebot.types import LinkPreviewOptions
 
-from bot import renderers, rendering
+from bot import cancel_button, renderers
 from bot.ratelimit import RateLimiter
 from bot.rendered import NoRenderer
 from bot.settings import BotSettings
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
 from models import utcnow
-from services import delivery, heartbeat
-from services.delivery import ButtonRef, Job, Sent
+from services import delivery, heartbeat, status_card
+from services.delivery import Job, Sent
+from services.status_card import StatusCard
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,14 @@ class Delivery:
             self._beat()
         return attempted
 
-    def _superseded(self, sent: list[Sent]) -> list[ButtonRef]:
+    def _superseded(self, sent: list[Sent]) -> list[StatusCard]:
         """Older keyboards of the orders that just got a new message: one query for all of them."""
         orders = [s.supersedes_in_order for s in sent if s.supersedes_in_order is not None]
         if not orders:
             return []
         try:
             with self.app.app_context():
-                return delivery.superseded_buttons(orders)
+                return status_card.superseded(orders)
         except Exception as exc:  # noqa: BLE001 - the sweep finds them later
             log.warning("looking up superseded keyboards failed: %s", type(exc).__name__)
             return []
@@ -237,7 +238,7 @@ class Delivery:
         self._next_sweep = time.monotonic() + SWEEP_EVERY
         try:
             with self.app.app_context():
-                refs = delivery.stale_buttons(self.bots)
+                refs = status_card.stale(self.bots)
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             log.warning("looking for stale buttons failed: %s", type(exc).__name__)
             return
@@ -247,14 +248,14 @@ class Delivery:
         for future in [self.pool.submit(self._strip_safely, ref) for ref in due]:
             future.result()
 
-    def _strip_safely(self, ref: ButtonRef) -> None:
+    def _strip_safely(self, ref: StatusCard) -> None:
         try:
             self._strip(ref)
         except Exception:
             log.exception("removing the keyboard of outbox row %s failed", ref.row_id)
 
-    def _strip(self, ref: ButtonRef) -> None:
-        """Edit the message without its keyboard (and the cancel hint), and remember that it is gone."""
+    def _strip(self, ref: StatusCard) -> None:
+        """Take the card's keyboard (and the cancel hint) off within the bot's rate limit; retry later what may pass."""
         bot, limiter = self.bots.get(ref.bot), self.limiters.get(ref.bot)
         if bot is None or limiter is None or self.stop.is_set():
             return  # the sweep after the next start finds it
@@ -264,26 +265,22 @@ class Delivery:
             return
         if pause > 0 and self.stop.wait(pause):
             return
-        try:
-            rendering.remove_keyboard(
-                bot, ref.chat_id, ref.message_id, rendering.without_keyboard(ref), timeout=self.settings.request_timeout
-            )
-        except Exception as exc:  # noqa: BLE001 - sorted below
-            failure = classify(exc)
-            if failure.kind in (NOT_MODIFIED, FINAL):
-                pass  # already without keyboard, or gone: nothing left to remove
-            elif failure.kind == BLOCKED:
-                with self.app.app_context():
-                    delivery.chat_blocked(ref.bot, ref.chat_id, failure.deactivated)
-            else:
-                if failure.kind == RATE_LIMITED:
-                    limiter.pause(failure.retry_after)
-                wait_for = max(failure.retry_after, self._backoff(2))
-                self._strip_after[ref.row_id] = time.monotonic() + wait_for
-                log.warning("removing the keyboard of row %s failed (%s); trying again later", ref.row_id, failure.reason)
-                return
         with self.app.app_context():
-            delivery.set_has_button(ref.row_id, False)
+            failure = cancel_button.strip(bot, ref, timeout=self.settings.request_timeout)
+        if failure is None:
+            return
+        if failure.kind == BLOCKED:
+            with self.app.app_context():
+                delivery.chat_blocked(ref.bot, ref.chat_id, failure.deactivated)
+        elif failure.kind != FINAL:  # FINAL: the message is gone, nothing left to remove
+            if failure.kind == RATE_LIMITED:
+                limiter.pause(failure.retry_after)
+            wait_for = max(failure.retry_after, self._backoff(2))
+            self._strip_after[ref.row_id] = time.monotonic() + wait_for
+            log.warning("removing the keyboard of row %s failed (%s); trying again later", ref.row_id, failure.reason)
+            return
+        with self.app.app_context():
+            cancel_button.forget(ref)
 
 
 class RecordFailed(RuntimeError):
