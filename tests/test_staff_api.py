@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from services import dialogs, staff
+from services import cabinet, outreach, relay, staff
 from services.customers import Profile
 from tests.support.openapi import check_response
 
@@ -113,18 +113,18 @@ def test_a_removed_member_gets_no_customer_messages(api, app):
     link_customer(api, 501)
     api.delete(f"/horeca/cafe-1/staff/{BARISTA}")
     with app.app_context():
-        assert dialogs.relay_from_customer(501, "hello").staff_count == 1
+        assert relay.relay_from_customer(501, "hello").staff_count == 1
 
 
 def test_the_stored_conversation(api, app, spec):
     join(app, staff_code(api), BARISTA, "Olga")
     link_customer(api, 501, order_id="123")
     with app.app_context():
-        dialogs.relay_from_customer(501, "Is it ready?")
-        target = dialogs.list_dialogs(BARISTA).items[0]
-        dialogs.toggle(BARISTA, target.customer_id)
-        dialogs.send_to_selected(BARISTA, "Two minutes", require_composing=False)
-        dialogs.relay_from_customer(501, "Thanks!")
+        relay.relay_from_customer(501, "Is it ready?")
+        target = cabinet.list_dialogs(BARISTA).items[0]
+        cabinet.toggle(BARISTA, target.customer_id)
+        outreach.send_to_selected(BARISTA, "Two minutes", require_composing=False)
+        relay.relay_from_customer(501, "Thanks!")
 
     response = api.get("/horeca/cafe-1/dialogs/501")
     assert response.status_code == 200

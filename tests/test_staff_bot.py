@@ -16,7 +16,8 @@ from bot.staff.notices import render_notice
 from bot.workers.summaries import summary_job
 from devtools.tg_emulator import EmulatorClient, EmulatorServer
 from models import OutboxMessage, db
-from services import dialogs, linking, orders, staff
+from services import linking, orders, outreach, relay, staff
+from services.cabinet import list_dialogs
 from services.customers import Profile
 from services.delivery import Job
 
@@ -167,7 +168,7 @@ def test_a_stranger_is_told_how_to_join_and_sees_nothing_else(sb):
     sb.process()
     assert sb.answers()[-1]["show_alert"] is True
     with sb.app.app_context():
-        assert dialogs.has_dialog(501) is False  # nobody is staff: nothing was relayed or selected
+        assert relay.has_dialog(501) is False  # nobody is staff: nothing was relayed or selected
 
 
 def test_start_with_a_staff_code_joins_and_shows_the_cabinet(sb):
@@ -254,7 +255,7 @@ def test_a_customer_message_arrives_with_a_reply_button_and_the_reply_goes_back(
     customer(sb.app, 502, "Boris")
     joined(sb)
     with sb.app.app_context():
-        dialogs.relay_from_customer(501, "Can I have it without sugar?")
+        relay.relay_from_customer(501, "Can I have it without sugar?")
     (notice,) = sb.deliver_notices()
     assert notice["plain_text"] == "💬 Anna (order #123):\nCan I have it without sugar?"
     (prompt,) = sb.press(BARISTA, notice, button(notice, "↩️ Reply"))
@@ -268,9 +269,9 @@ def test_a_colleague_answer_is_noted_in_the_prompt(sb):
     joined(sb, BARISTA)
     joined(sb, 9002)
     with sb.app.app_context():
-        relayed = dialogs.relay_from_customer(501, "hello?")
-        dialogs.reply_to_message(9002, relayed.dialog_message_id)
-        dialogs.send_to_selected(9002, "Hi Anna!")
+        relayed = relay.relay_from_customer(501, "hello?")
+        outreach.reply_to_message(9002, relayed.dialog_message_id)
+        outreach.send_to_selected(9002, "Hi Anna!")
     notice = next(m for m in sb.deliver_notices() if m["chat_id"] == BARISTA)
     (prompt,) = sb.press(BARISTA, notice, button(notice, "↩️ Reply"))
     assert "Ivan answered Anna less than a minute ago" in prompt["plain_text"]
@@ -280,7 +281,7 @@ def test_open_a_dialog_shows_the_conversation(sb):
     customer(sb.app, 501, "Anna", order_id="123")
     cabinet = joined(sb)[1]
     with sb.app.app_context():
-        dialogs.relay_from_customer(501, "<b>hi</b> & bye")
+        relay.relay_from_customer(501, "<b>hi</b> & bye")
     (view,) = sb.press(BARISTA, cabinet, button(cabinet, "💬"))
     assert "Order #123: preparing" in view["plain_text"]
     assert "👤 <b>hi</b> & bye" in view["plain_text"]  # escaped: shown as typed
@@ -316,7 +317,7 @@ def test_forged_callback_data_changes_nothing(sb):
         sb.process()
         assert sb.answers()[-1]["show_alert"] is True, data
     with sb.app.app_context():
-        assert dialogs.list_dialogs(BARISTA).selected == 0
+        assert list_dialogs(BARISTA).selected == 0
 
 
 # --- quick replies and horecas ---------------------------------------------------------------------
@@ -370,7 +371,7 @@ def test_a_failing_handler_apologizes_and_the_bot_keeps_going(sb, monkeypatch):
         raise RuntimeError("database on fire")
 
     with monkeypatch.context() as patched:
-        patched.setattr(staff_handlers.dialogs, "list_dialogs", boom)
+        patched.setattr(staff_handlers.cabinet, "list_dialogs", boom)
         assert "Sorry, something went wrong" in sb.say(BARISTA, "/dialogs")[0]["plain_text"]
     assert "dialogs" in sb.say(BARISTA, "/dialogs")[0]["plain_text"]
 

@@ -61,6 +61,9 @@ class StaffTexts:
     dialog_empty: str
     dialog_in: str  # {time} {text}
     dialog_out: str  # {time} {staff} {text}
+    ago_now: str  # under a minute ago
+    ago_minutes: str  # {n}
+    ago_hours: str  # {n}
     button_reply: str
     # composing
     compose_many: str  # {n} {names} {horeca}
@@ -105,6 +108,14 @@ class StaffTexts:
 
     def status(self, status: str | None) -> str:
         return self.statuses.get(status or "", escape(status or ""))
+
+    def ago(self, seconds: int) -> str:
+        """How long ago, in the catalog's words: now, minutes, hours."""
+        if seconds < 60:
+            return self.ago_now
+        if seconds < 3600:
+            return self.ago_minutes.format(n=seconds // 60)
+        return self.ago_hours.format(n=seconds // 3600)
 
     def names(self, names: list[str], total: int) -> str:
         """Up to five names, and how many more."""
@@ -174,6 +185,9 @@ RU = StaffTexts(
     dialog_empty="Переписки пока нет.",
     dialog_in="<i>{time}</i> 👤 {text}",
     dialog_out="<i>{time}</i> ☕ {staff}: {text}",
+    ago_now="сейчас",
+    ago_minutes="{n} мин",
+    ago_hours="{n} ч",
     button_reply="↩️ Ответить",
     compose_many="✏️ Напишите сообщение для {n}: {names}.\nГости получат его как «Сообщение от {horeca}».",
     compose_one="↩️ Ответ гостю <b>{customer}</b>. Напишите сообщение — оно уйдёт от имени {horeca}.",
@@ -271,6 +285,9 @@ EN = StaffTexts(
     dialog_empty="No messages yet.",
     dialog_in="<i>{time}</i> 👤 {text}",
     dialog_out="<i>{time}</i> ☕ {staff}: {text}",
+    ago_now="now",
+    ago_minutes="{n} min",
+    ago_hours="{n} h",
     button_reply="↩️ Reply",
     compose_many="✏️ Write your message to {n}: {names}.\nThey get it as “Message from {horeca}”.",
     compose_one="↩️ Reply to <b>{customer}</b>. Write your message; it goes out from {horeca}.",
