@@ -39,6 +39,8 @@ def relay_text(message: Message, bot: TeleBot, text: str) -> bool:
     if text.startswith("/"):
         return False  # commands keep their meaning (and linking codes do: the service leaves them alone)
     user = message.from_user
+    if user is None:  # a channel post: nobody to relay for
+        return False
     profile = customers.Profile(user.first_name, user.last_name, user.username, user.language_code)
     relayed = relay.relay_from_customer(user.id, text, chat_id=message.chat.id, profile=profile, settings=_settings())
     t = texts.for_user(user)

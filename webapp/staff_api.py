@@ -61,12 +61,12 @@ def _conversation_out(found: conversation.Conversation) -> schemas.DialogOut:
         messages=[
             schemas.DialogMessageOut(
                 id=m.id,
-                direction=m.direction,  # type: ignore[arg-type]  # the stored values are the Literal's
+                direction=m.direction,
                 text=m.text,
                 created_at=_timestamp(m.created_at),
                 staff=schemas.DialogStaffOut(telegram_user_id=m.staff.telegram_user_id, name=m.staff.name) if m.staff else None,
                 order_id=m.order_id,
-                delivery=m.delivery,  # type: ignore[arg-type]
+                delivery=m.delivery,
             )
             for m in found.messages
         ],
@@ -84,7 +84,7 @@ def _user_id(raw: str) -> int:
 
 
 @bp.post("/horeca/<horeca_id>/staff-codes")
-def issue_staff_code(horeca_id: str):
+def issue_staff_code(horeca_id: str) -> tuple[Response, int]:
     """A one-time code that makes whoever opens the staff bot with it staff of this horeca."""
     body = parse(schemas.StaffCodeIn)
     issued = staff.issue_code(_horeca(horeca_id), body.horeca_name)
@@ -94,7 +94,7 @@ def issue_staff_code(horeca_id: str):
 
 
 @bp.get("/horeca/<horeca_id>/staff")
-def list_staff(horeca_id: str):
+def list_staff(horeca_id: str) -> tuple[Response, int]:
     """The horeca's current staff."""
     members = staff.list_staff(_horeca(horeca_id))
     return _json(
@@ -116,7 +116,7 @@ def list_staff(horeca_id: str):
 
 
 @bp.delete("/horeca/<horeca_id>/staff/<telegram_user_id>")
-def remove_staff(horeca_id: str, telegram_user_id: str):
+def remove_staff(horeca_id: str, telegram_user_id: str) -> tuple[Response, int]:
     """Remove a staff member: no more customer messages, the cabinet refuses them."""
     removed = staff.remove(_horeca(horeca_id), _user_id(telegram_user_id))
     return _json(
@@ -129,7 +129,7 @@ def remove_staff(horeca_id: str, telegram_user_id: str):
 
 
 @bp.get("/horeca/<horeca_id>/dialogs/<telegram_user_id>")
-def get_dialog(horeca_id: str, telegram_user_id: str):
+def get_dialog(horeca_id: str, telegram_user_id: str) -> tuple[Response, int]:
     """The stored conversation of the horeca with one customer, oldest first."""
     limit = _int_arg(request.args.get("limit"), "limit", 100, 1, MAX_DIALOG_LIMIT)
     before = _int_arg(request.args.get("before"), "before", None, 1, 2**63 - 1)

@@ -21,6 +21,7 @@ from telebot.apihelper import ApiTelegramException
 from telebot.types import (
     BotCommand,
     CallbackQuery,
+    InaccessibleMessage,
     InlineKeyboardMarkup,
     Message,
     ReplyKeyboardMarkup,
@@ -51,22 +52,27 @@ def _t(user: User | None) -> StaffTexts:
     return staff_texts.for_user(user)
 
 
+def _sender(message: Message) -> User:
+    """Who wrote a private message (Telegram always says so in private chats, the only ones registered)."""
+    user = message.from_user
+    assert user is not None
+    return user
+
+
 def _settings() -> CabinetSettings:
     """The cabinet's settings from the app this update runs in (tests change them between updates)."""
     return CabinetSettings.from_config(current_app.config)
 
 
 def _profile(user: User) -> Profile:
-    return Profile(
-        first_name=user.first_name, last_name=user.last_name, username=user.username, language_code=user.language_code
-    )
+    return Profile(first_name=user.first_name, last_name=user.last_name, username=user.username, language_code=user.language_code)
 
 
 def _send(bot: TeleBot, chat_id: int, text: str, markup: Markup = None) -> None:
     bot.send_message(chat_id, text, parse_mode=PARSE_MODE, reply_markup=markup, disable_web_page_preview=True)
 
 
-def _edit(bot: TeleBot, message: Message, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+def _edit(bot: TeleBot, message: Message | InaccessibleMessage, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
     """Replace a message's text and keyboard; an edit that changes nothing is fine."""
     try:
         bot.edit_message_text(
@@ -120,7 +126,8 @@ def _menu(t: StaffTexts, cab: staff.Cabinet | None) -> ReplyKeyboardMarkup:
 
 def _join(message: Message, bot: TeleBot, code: str) -> None:
     """Claim a staff code typed or passed through /start, within the wrong-code limit."""
-    user, t = message.from_user, _t(message.from_user)
+    user = _sender(message)
+    t = _t(user)
     typed = linking.claim_typed(user.id, lambda: staff.join(code, user.id, message.chat.id, _profile(user)))
     joined = typed.value
     if joined is None:
@@ -140,7 +147,8 @@ def on_start(message: Message, bot: TeleBot) -> None:
     if payload:
         _join(message, bot, payload)
         return
-    user, t = message.from_user, _t(message.from_user)
+    user = _sender(message)
+    t = _t(user)
     cab = staff.cabinet(user.id, message.chat.id, _profile(user))
     if cab is None:
         _send(bot, message.chat.id, t.not_staff, ReplyKeyboardRemove())
@@ -151,16 +159,17 @@ def on_start(message: Message, bot: TeleBot) -> None:
 
 def _cabinet_or_refuse(message: Message, bot: TeleBot) -> staff.Cabinet | None:
     """The sender's cabinet; None (after telling them how to join) when they are nobody's staff."""
-    cab = staff.cabinet(message.from_user.id, message.chat.id, _profile(message.from_user))
+    user = _sender(message)
+    cab = staff.cabinet(user.id, message.chat.id, _profile(user))
     if cab is None:
-        _send(bot, message.chat.id, _t(message.from_user).not_staff, ReplyKeyboardRemove())
+        _send(bot, message.chat.id, _t(user).not_staff, ReplyKeyboardRemove())
     return cab
 
 
 # --- the dialog list -------------------------------------------------------------------------------
 
 
-def _show_dialogs(bot: TeleBot, chat_id: int, user: User, page: int, edit: Message | None = None) -> None:
+def _show_dialogs(bot: TeleBot, chat_id: int, user: User, page: int, edit: Message | InaccessibleMessage | None = None) -> None:
     t = _t(user)
     listed = cabinet.list_dialogs(user.id, page, _settings())
     text, markup = views.dialogs_text(t, listed), kb.dialogs(t, listed)
@@ -174,7 +183,7 @@ def on_dialogs(message: Message, bot: TeleBot) -> None:
     """/dialogs or the menu button: the first page of the cabinet."""
     if _cabinet_or_refuse(message, bot) is None:
         return
-    _show_dialogs(bot, message.chat.id, message.from_user, page=0)
+    _show_dialogs(bot, message.chat.id, _sender(message), page=0)
 
 
 def _send_prompt(bot: TeleBot, chat_id: int, user: User, target: outreach.Target) -> None:
@@ -188,7 +197,8 @@ def _send_prompt(bot: TeleBot, chat_id: int, user: User, target: outreach.Target
 
 def on_text(message: Message, bot: TeleBot) -> None:
     """Plain text: a message to the selected customers, a new quick reply, a staff code, or a hint."""
-    user, t = message.from_user, _t(message.from_user)
+    user = _sender(message)
+    t = _t(user)
     text = message.text or ""
     cab = staff.cabinet(user.id, message.chat.id, _profile(user))
     if cab is None:
@@ -219,15 +229,16 @@ def on_other_content(message: Message, bot: TeleBot) -> None:
     """Photos, stickers and the like: only text goes to customers for now."""
     if _cabinet_or_refuse(message, bot) is None:
         return
-    _send(bot, message.chat.id, _t(message.from_user).not_text)
+    _send(bot, message.chat.id, _t(_sender(message)).not_text)
 
 
 def on_cancel(message: Message, bot: TeleBot) -> None:
     """/cancel: stop composing a message or a quick reply."""
     if _cabinet_or_refuse(message, bot) is None:
         return
-    staff.set_mode(message.from_user.id, StaffMode.IDLE)
-    _send(bot, message.chat.id, _t(message.from_user).compose_cancelled)
+    user = _sender(message)
+    staff.set_mode(user.id, StaffMode.IDLE)
+    _send(bot, message.chat.id, _t(user).compose_cancelled)
 
 
 def on_help(message: Message, bot: TeleBot) -> None:
@@ -235,14 +246,14 @@ def on_help(message: Message, bot: TeleBot) -> None:
     cab = _cabinet_or_refuse(message, bot)
     if cab is None:
         return
-    t = _t(message.from_user)
+    t = _t(_sender(message))
     _send(bot, message.chat.id, t.help.format(horeca=escape(cab.horeca_name)), _menu(t, cab))
 
 
 # --- quick replies ---------------------------------------------------------------------------------
 
 
-def _show_replies(bot: TeleBot, chat_id: int, user: User, edit: Message | None = None) -> None:
+def _show_replies(bot: TeleBot, chat_id: int, user: User, edit: Message | InaccessibleMessage | None = None) -> None:
     t = _t(user)
     cab = staff.cabinet(user.id)
     if cab is None:
@@ -259,7 +270,7 @@ def on_replies(message: Message, bot: TeleBot) -> None:
     """/replies or the menu button: list, send, delete and add quick replies."""
     if _cabinet_or_refuse(message, bot) is None:
         return
-    _show_replies(bot, message.chat.id, message.from_user)
+    _show_replies(bot, message.chat.id, _sender(message))
 
 
 # --- horecas ---------------------------------------------------------------------------------------
@@ -269,8 +280,8 @@ def on_horeca(message: Message, bot: TeleBot) -> None:
     """/horeca or the menu button: pick the horeca to work for."""
     if _cabinet_or_refuse(message, bot) is None:
         return
-    t = _t(message.from_user)
-    _send(bot, message.chat.id, t.horecas_title, kb.horecas(staff.memberships(message.from_user.id)))
+    user = _sender(message)
+    _send(bot, message.chat.id, _t(user).horecas_title, kb.horecas(staff.memberships(user.id)))
 
 
 # --- buttons: one handler per action ---------------------------------------------------------------
@@ -282,7 +293,7 @@ class Pressed:
 
     bot: TeleBot
     call: CallbackQuery
-    message: Message
+    message: Message | InaccessibleMessage  # an inaccessible one (too old) still has its chat and id
     user: User
     t: StaffTexts
     press: kb.Press
