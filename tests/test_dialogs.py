@@ -25,8 +25,15 @@ def ctx(app):
         yield app
 
 
-def customer(user_id: int, first_name: str, *, horeca_id: str | None = CAFE, order_id: str | None = None,
-             status: str = "created", **profile) -> int:
+def customer(
+    user_id: int,
+    first_name: str,
+    *,
+    horeca_id: str | None = CAFE,
+    order_id: str | None = None,
+    status: str = "created",
+    **profile,
+) -> int:
     """Link a customer (and give them an order at `horeca_id`); returns their customer row id."""
     issued = linking.issue()
     linking.claim(issued.code, user_id, chat_id=user_id, profile=Profile(first_name=first_name, **profile))
@@ -189,8 +196,12 @@ def test_the_list_pages_by_eight(ctx):
 
 def test_non_staff_see_nothing(ctx):
     customer(1, "Anna")
-    for call in (lambda: cabinet.list_dialogs(BARISTA), lambda: cabinet.select_all(BARISTA),
-                 lambda: outreach.start_composing(BARISTA), lambda: canned.list_replies(BARISTA)):
+    for call in (
+        lambda: cabinet.list_dialogs(BARISTA),
+        lambda: cabinet.select_all(BARISTA),
+        lambda: outreach.start_composing(BARISTA),
+        lambda: canned.list_replies(BARISTA),
+    ):
         with pytest.raises(NotStaff):
             call()
 
@@ -251,7 +262,8 @@ def test_write_to_selected_queues_one_message_per_customer(ctx):
 
     queued = customer_messages()
     assert [(m.chat_id, m.text, m.state) for m in queued] == [
-        (1, "The machine is down, ten more minutes", "pending"), (2, "The machine is down, ten more minutes", "pending"),
+        (1, "The machine is down, ten more minutes", "pending"),
+        (2, "The machine is down, ten more minutes", "pending"),
     ]
     assert json.loads(queued[0].payload) == {"horeca_id": CAFE, "horeca": "Bean There", "lang": "ru"}
     assert {m.horeca_id for m in queued} == {CAFE}

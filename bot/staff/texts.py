@@ -127,8 +127,13 @@ class StaffTexts:
 RU = StaffTexts(
     lang="ru",
     statuses={
-        "created": "оформлен", "accepted": "принят", "preparing": "готовится", "ready": "готов",
-        "completed": "выдан", "cancelled": "отменён", "rejected": "отклонён",
+        "created": "оформлен",
+        "accepted": "принят",
+        "preparing": "готовится",
+        "ready": "готов",
+        "completed": "выдан",
+        "cancelled": "отменён",
+        "rejected": "отклонён",
     },
     not_staff=(
         "👋 Это рабочий бот сотрудников заведения.\n\n"
@@ -228,8 +233,13 @@ RU = StaffTexts(
 EN = StaffTexts(
     lang="en",
     statuses={
-        "created": "placed", "accepted": "accepted", "preparing": "preparing", "ready": "ready",
-        "completed": "completed", "cancelled": "cancelled", "rejected": "rejected",
+        "created": "placed",
+        "accepted": "accepted",
+        "preparing": "preparing",
+        "ready": "ready",
+        "completed": "completed",
+        "cancelled": "cancelled",
+        "rejected": "rejected",
     },
     not_staff=(
         "👋 This is the staff bot of a cafe.\n\n"

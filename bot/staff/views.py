@@ -38,7 +38,7 @@ def dialogs_text(t: StaffTexts, page: DialogPage) -> str:
 
 
 def compose_prompt(t: StaffTexts, target: Target, with_replies: bool) -> str:
-    """"Write your message": to whom, from which horeca, who of the colleagues answered them just now."""
+    """ "Write your message": to whom, from which horeca, who of the colleagues answered them just now."""
     horeca = escape(target.horeca_name)
     if target.count == 1:
         customer = escape(target.names[0]) if target.names else "?"
