@@ -194,6 +194,7 @@ class OutboxMessage(Model):
         Index("ix_outbox_due", "state", "next_attempt_at"),
         Index("ix_outbox_order", "order_pk", "id"),
         Index("ix_outbox_chat", "bot", "chat_id", "id"),
+        Index("ix_outbox_horeca", "horeca_id", "state"),
         # The few sent messages that still carry a keyboard (the delivery job's sweep reads only these).
         Index("ix_outbox_has_button", "order_pk", sqlite_where=text("has_button = 1"), postgresql_where=text("has_button")),
     )
@@ -218,6 +219,9 @@ class OutboxMessage(Model):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     has_button: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The horeca whose dialog the row carries (a customer's message to its staff, a staff message to a customer);
+    # NULL for status rows, delivery summaries and removal notices.
+    horeca_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class WebhookEvent(Model):

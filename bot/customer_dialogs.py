@@ -9,13 +9,15 @@ import logging
 import re
 from html import escape
 
+from flask import current_app
 from telebot import TeleBot
 from telebot.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot import texts
 from bot.texts import PARSE_MODE
-from services import customer_chat, customers, dialogs, linking
-from services.errors import Invalid, NotFound
+from services import customers, relay
+from services.cabinet import CabinetSettings
+from services.relay import RelayOutcome
 
 log = logging.getLogger(__name__)
 
@@ -28,41 +30,32 @@ def is_choice(call: CallbackQuery) -> bool:
     return bool(call.data and call.data.startswith(CHOOSE + ":"))
 
 
-def _is_live_code(text: str) -> bool:
-    if not linking.looks_like_code(text):
-        return False
-    try:
-        linking.verification_status(text)
-    except NotFound:
-        return False
-    return True
+def _settings() -> CabinetSettings:
+    return CabinetSettings.from_config(current_app.config)
 
 
 def relay_text(message: Message, bot: TeleBot, text: str) -> bool:
     """Send the customer's text to their horeca's staff (or ask which horeca); False when it is not for a cafe."""
-    user_id = message.from_user.id
-    if text.startswith("/") or _is_live_code(text):
-        return False  # commands and linking codes keep their meaning
-    if not dialogs.has_dialog(user_id):
-        return False
+    if text.startswith("/"):
+        return False  # commands keep their meaning (and linking codes do: the service leaves them alone)
     user = message.from_user
-    # Writing to the bot refreshes the profile and means a customer who had blocked it is back.
-    customer_chat.greet(user_id, message.chat.id, customers.Profile(user.first_name, user.last_name, user.username,
-                                                                    user.language_code))
+    if user is None:  # a channel post: nobody to relay for
+        return False
+    profile = customers.Profile(user.first_name, user.last_name, user.username, user.language_code)
+    relayed = relay.relay_from_customer(user.id, text, chat_id=message.chat.id, profile=profile, settings=_settings())
     t = texts.for_user(user)
-    try:
-        relayed = dialogs.relay_from_customer(user_id, text)
-    except Invalid:
+    if relayed.outcome == RelayOutcome.INVALID:
         bot.send_message(message.chat.id, t.message_too_long, parse_mode=PARSE_MODE)
         return True
-    if relayed.outcome == "relayed":
-        bot.send_message(message.chat.id, t.message_relayed.format(horeca=escape(relayed.horeca_name or "")),
-                         parse_mode=PARSE_MODE)
+    if relayed.outcome == RelayOutcome.RELAYED:
+        text = t.message_relayed.format(horeca=escape(relayed.horeca_name or ""))
+        bot.send_message(message.chat.id, text, parse_mode=PARSE_MODE)
         return True
-    if relayed.outcome == "choose":
+    if relayed.outcome == RelayOutcome.CHOOSE:
         markup = InlineKeyboardMarkup()
         for key, name in relayed.choices:
-            markup.row(InlineKeyboardButton(name[:60], callback_data=f"{CHOOSE}:{relayed.dialog_message_id}:{key}"))
+            data = f"{CHOOSE}:{relayed.dialog_message_id}:{key}"
+            markup.row(InlineKeyboardButton(name[:60], callback_data=data))
         bot.send_message(message.chat.id, t.which_horeca, parse_mode=PARSE_MODE, reply_markup=markup)
         return True
     return False
@@ -75,12 +68,13 @@ def on_choice(call: CallbackQuery, bot: TeleBot) -> None:
     if match is None or call.message is None:
         bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
         return
-    relayed = dialogs.choose_horeca(call.from_user.id, int(match.group(1)), match.group(2))
-    if relayed.outcome in ("relayed", "already"):
+    relayed = relay.choose_horeca(call.from_user.id, int(match.group(1)), match.group(2), _settings())
+    if relayed.outcome in (RelayOutcome.RELAYED, RelayOutcome.ALREADY):
         bot.answer_callback_query(call.id)
         text = t.message_relayed.format(horeca=escape(relayed.horeca_name or ""))
         try:
-            bot.edit_message_text(text, call.message.chat.id, call.message.message_id, parse_mode=PARSE_MODE, reply_markup=None)
+            chat_id, message_id = call.message.chat.id, call.message.message_id
+            bot.edit_message_text(text, chat_id, message_id, parse_mode=PARSE_MODE, reply_markup=None)
         except Exception:  # noqa: BLE001 - the confirmation is cosmetic; the message went to the staff
             log.info("could not edit the horeca choice of user %s", call.from_user.id)
         return

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import DialogSelection, Horeca, OutboxMessage, StaffMember, StaffState, db, iso, utcnow
+from database import reading, transaction
+from models import (
+    BotHeartbeat,
+    BotName,
+    DialogSelection,
+    Horeca,
+    OutboxKind,
+    OutboxMessage,
+    OutboxState,
+    StaffMember,
+    StaffMode,
+    StaffState,
+    db,
+    utcnow,
+)
 from services import linking
 from services.customers import Profile
 from services.errors import Invalid, NotFound, ServiceError
 
-MODES = ("idle", "composing", "adding_reply")
+MODES = tuple(StaffMode)
 
 
 class NotStaff(ServiceError):
@@ -44,6 +60,34 @@ class Cabinet:
     memberships: int  # how many horecas this account serves
 
 
+@dataclass(frozen=True)
+class Member:
+    """A current staff member of a horeca, as the backend lists them."""
+
+    telegram_user_id: int
+    first_name: str | None
+    last_name: str | None
+    username: str | None
+    name: str  # name, @username or the id: what colleagues see
+    joined_at: datetime
+
+
+@dataclass(frozen=True)
+class Removed:
+    horeca_id: str
+    telegram_user_id: int
+    removed_at: datetime
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A horeca this account serves."""
+
+    horeca_id: str
+    name: str
+    current: bool
+
+
 def horeca_name(horeca_id: str) -> str:
     """The name customers see for a horeca: its display name, or its id."""
     row = db.session.get(Horeca, horeca_id)
@@ -68,13 +112,18 @@ def ensure_horeca(horeca_id: str, name: str | None = None) -> Horeca:
 
 def issue_code(horeca_id: str, name: str | None = None) -> linking.IssuedCode:
     """A one-time code that makes whoever opens the staff bot with it staff of `horeca_id`."""
-    try:
+    with transaction():
         ensure_horeca(horeca_id, name)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return linking.issue(purpose="staff", horeca_id=horeca_id)
+
+
+def bot_username(configured: str | None) -> str | None:
+    """The staff bot's username: the configured one, else the one the running staff bot reported in its heartbeat."""
+    if configured:
+        return configured
+    with reading():
+        beat = db.session.get(BotHeartbeat, BotName.HORECA.value)
+        return beat.username if beat is not None else None
 
 
 def membership(horeca_id: str, telegram_user_id: int, lock: bool = False) -> StaffMember | None:
@@ -99,7 +148,7 @@ def lock_state(telegram_user_id: int) -> StaffState:
     """The account's cabinet state row, locked, created if new (inside the caller's transaction)."""
     state = db.session.get(StaffState, telegram_user_id, with_for_update=True)
     if state is None:
-        state = StaffState(telegram_user_id=telegram_user_id, mode="idle", updated_at=utcnow())
+        state = StaffState(telegram_user_id=telegram_user_id, mode=StaffMode.IDLE, updated_at=utcnow())
         try:
             with db.session.begin_nested():
                 db.session.add(state)
@@ -121,7 +170,7 @@ def _apply_profile(member: StaffMember, chat_id: int | None, profile: Profile | 
 
 def join(code: str, telegram_user_id: int, chat_id: int, profile: Profile | None = None) -> Joined:
     """Claim a staff code: this account becomes (again) staff of the code's horeca, which becomes its current one."""
-    try:
+    with transaction():
         row = linking.claim_staff_code(code, telegram_user_id)
         horeca_id = row.horeca_id
         if not horeca_id:
@@ -142,37 +191,20 @@ def join(code: str, telegram_user_id: int, chat_id: int, profile: Profile | None
         _apply_profile(member, chat_id, profile)
         state = lock_state(telegram_user_id)
         state.current_horeca_id = horeca_id
-        state.mode = "idle"
+        state.mode = StaffMode.IDLE
         state.updated_at = now
-        name = horeca_name(horeca_id)
-        db.session.commit()
-        return Joined(horeca_id=horeca_id, horeca_name=name, rejoined=rejoined, already=already)
-    except Exception:
-        db.session.rollback()
-        raise
+        return Joined(horeca_id=horeca_id, horeca_name=horeca_name(horeca_id), rejoined=rejoined, already=already)
 
 
-def _staff_dict(member: StaffMember) -> dict:
-    return {
-        "telegram_user_id": member.telegram_user_id,
-        "first_name": member.first_name,
-        "last_name": member.last_name,
-        "username": member.username,
-        "name": member.display_name,
-        "joined_at": iso(member.joined_at),
-    }
-
-
-def list_staff(horeca_id: str) -> list[dict]:
+def list_staff(horeca_id: str) -> list[Member]:
     """The horeca's current staff, in the order they joined."""
-    rows = db.session.scalars(
-        select(StaffMember)
-        .where(StaffMember.horeca_id == horeca_id, StaffMember.removed_at.is_(None))
-        .order_by(StaffMember.joined_at, StaffMember.id)
-    ).all()
-    result = [_staff_dict(m) for m in rows]
-    db.session.rollback()
-    return result
+    with reading():
+        rows = db.session.scalars(
+            select(StaffMember)
+            .where(StaffMember.horeca_id == horeca_id, StaffMember.removed_at.is_(None))
+            .order_by(StaffMember.joined_at, StaffMember.id)
+        )
+        return [Member(m.telegram_user_id, m.first_name, m.last_name, m.username, m.display_name, m.joined_at) for m in rows]
 
 
 def active_staff(horeca_id: str) -> list[StaffMember]:
@@ -186,21 +218,30 @@ def active_staff(horeca_id: str) -> list[StaffMember]:
     )
 
 
-def queue_notice(member: StaffMember, payload: dict) -> OutboxMessage:
-    """Queue a message of the staff bot to one staff member (kind staff_notice; the bot renders `payload`)."""
+def queue_notice(member: StaffMember, payload: dict[str, Any], horeca_id: str | None = None) -> OutboxMessage:
+    """Queue a message of the staff bot to one staff member (kind staff_notice; the bot renders `payload`).
+
+    `horeca_id`: the horeca whose dialog the notice carries (a customer's message); removing the member from
+    that horeca fails the ones still pending.
+    """
     now = utcnow()
     notice = OutboxMessage(
-        kind="staff_notice", bot="horeca", chat_id=member.chat_id,
+        kind=OutboxKind.STAFF_NOTICE,
+        bot=BotName.HORECA,
+        chat_id=member.chat_id,
+        horeca_id=horeca_id,
         payload=json.dumps({**payload, "lang": member.language_code}, ensure_ascii=False, separators=(",", ":")),
-        state="pending", created_at=now, next_attempt_at=now,
+        state=OutboxState.PENDING,
+        created_at=now,
+        next_attempt_at=now,
     )
     db.session.add(notice)
     return notice
 
 
-def remove(horeca_id: str, telegram_user_id: int) -> dict:
+def remove(horeca_id: str, telegram_user_id: int) -> Removed:
     """Remove a staff member: no more customer messages, the cabinet refuses them. Repeating it changes nothing."""
-    try:
+    with transaction():
         member = membership(horeca_id, telegram_user_id, lock=True)
         if member is None:
             raise NotFound("this Telegram user is not staff of this horeca", "staff_not_found")
@@ -212,25 +253,22 @@ def remove(horeca_id: str, telegram_user_id: int) -> dict:
             if state.current_horeca_id == horeca_id:
                 others = [m for m in _active_memberships(telegram_user_id) if m.id != member.id]
                 state.current_horeca_id = others[0].horeca_id if others else None
-                state.mode = "idle"
+                state.mode = StaffMode.IDLE
                 state.updated_at = now
             # Customer messages of this horeca still waiting for delivery to them are not theirs any more.
-            marker = '"horeca_id":' + json.dumps(horeca_id, ensure_ascii=False) + ","
             db.session.execute(
                 update(OutboxMessage)
                 .where(
-                    OutboxMessage.bot == "horeca", OutboxMessage.chat_id == member.chat_id, OutboxMessage.state == "pending",
-                    OutboxMessage.payload.contains(marker, autoescape=True),
+                    OutboxMessage.horeca_id == horeca_id,
+                    OutboxMessage.state == OutboxState.PENDING,
+                    OutboxMessage.bot == BotName.HORECA,
+                    OutboxMessage.chat_id == member.chat_id,
                 )
-                .values(state="failed", last_error="the staff member was removed")
+                .values(state=OutboxState.FAILED, last_error="the staff member was removed")
             )
             queue_notice(member, {"type": "removed", "horeca": horeca_name(horeca_id)})
-        result = {"horeca_id": horeca_id, "telegram_user_id": telegram_user_id, "removed_at": iso(member.removed_at)}
-        db.session.commit()
-        return result
-    except Exception:
-        db.session.rollback()
-        raise
+        assert member.removed_at is not None
+        return Removed(horeca_id=horeca_id, telegram_user_id=telegram_user_id, removed_at=member.removed_at)
 
 
 def _current(telegram_user_id: int, lock: bool = False) -> tuple[StaffState, StaffMember] | None:
@@ -245,7 +283,7 @@ def _current(telegram_user_id: int, lock: bool = False) -> tuple[StaffState, Sta
     if member is None:
         member = memberships[0]
         state.current_horeca_id = member.horeca_id
-        state.mode = "idle"
+        state.mode = StaffMode.IDLE
         state.updated_at = utcnow()
     return state, member
 
@@ -262,81 +300,64 @@ def current_member(telegram_user_id: int, lock: bool = False) -> tuple[StaffStat
 
 def _cabinet(state: StaffState, member: StaffMember, count: int) -> Cabinet:
     return Cabinet(
-        telegram_user_id=member.telegram_user_id, staff_member_id=member.id, horeca_id=member.horeca_id,
-        horeca_name=horeca_name(member.horeca_id), mode=state.mode, language_code=member.language_code, memberships=count,
+        telegram_user_id=member.telegram_user_id,
+        staff_member_id=member.id,
+        horeca_id=member.horeca_id,
+        horeca_name=horeca_name(member.horeca_id),
+        mode=state.mode,
+        language_code=member.language_code,
+        memberships=count,
     )
 
 
 def cabinet(telegram_user_id: int, chat_id: int | None = None, profile: Profile | None = None) -> Cabinet | None:
     """The cabinet of this account (None when it is nobody's staff); refreshes chat id and names on the way."""
-    try:
+    with transaction():
         found = _current(telegram_user_id, lock=True)
         if found is None:
-            db.session.rollback()
             return None
         state, member = found
         for m in _active_memberships(telegram_user_id):
             _apply_profile(m, chat_id, profile)
-        result = _cabinet(state, member, len(_active_memberships(telegram_user_id)))
-        db.session.commit()
-        return result
-    except Exception:
-        db.session.rollback()
-        raise
+        return _cabinet(state, member, len(_active_memberships(telegram_user_id)))
 
 
 def is_staff(telegram_user_id: int) -> bool:
     """Whether this account is staff of at least one horeca."""
-    result = bool(_active_memberships(telegram_user_id))
-    db.session.rollback()
-    return result
+    with reading():
+        return bool(_active_memberships(telegram_user_id))
 
 
-def memberships(telegram_user_id: int) -> list[dict]:
-    """The horecas this account serves: [{horeca_id, name, current}]."""
-    try:
+def memberships(telegram_user_id: int) -> list[Membership]:
+    """The horecas this account serves, in the order it joined them."""
+    with transaction():  # _current may repair the account's state
         found = _current(telegram_user_id)
         current = found[1].horeca_id if found else None
-        result = [
-            {"horeca_id": m.horeca_id, "name": horeca_name(m.horeca_id), "current": m.horeca_id == current}
+        return [
+            Membership(m.horeca_id, horeca_name(m.horeca_id), m.horeca_id == current)
             for m in _active_memberships(telegram_user_id)
         ]
-        db.session.commit()
-        return result
-    except Exception:
-        db.session.rollback()
-        raise
 
 
 def switch_horeca(telegram_user_id: int, horeca_id: str) -> Cabinet:
     """Make `horeca_id` the account's current horeca; NotStaff unless it serves it."""
-    try:
+    with transaction():
         member = membership(horeca_id, telegram_user_id)
         if member is None or member.removed_at is not None:
             raise NotStaff("you are not staff of this horeca", "not_staff")
         state = lock_state(telegram_user_id)
         state.current_horeca_id = horeca_id
-        state.mode = "idle"
+        state.mode = StaffMode.IDLE
         state.updated_at = utcnow()
-        result = _cabinet(state, member, len(_active_memberships(telegram_user_id)))
-        db.session.commit()
-        return result
-    except Exception:
-        db.session.rollback()
-        raise
+        return _cabinet(state, member, len(_active_memberships(telegram_user_id)))
 
 
 def set_mode(telegram_user_id: int, mode: str) -> Cabinet:
     """Set what the account's next text means (idle, composing to the selection, adding a canned reply)."""
     if mode not in MODES:
         raise Invalid(f"mode must be one of {', '.join(MODES)}", "invalid_mode")
-    try:
+    with transaction():
         state, member, count = current_member(telegram_user_id, lock=True)
-        state.mode = mode
+        state.mode = StaffMode(mode)
         state.updated_at = utcnow()
-        result = _cabinet(state, member, count)
-        db.session.commit()
-        return result
-    except Exception:
-        db.session.rollback()
-        raise
+        return _cabinet(state, member, count)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from services import dialogs, staff
+from services import cabinet, outreach, relay, staff
 from services.customers import Profile
 from tests.support.openapi import check_response
 
@@ -32,9 +32,13 @@ def join(app, code: str, user_id: int = BARISTA, first_name: str = "Olga") -> No
 def link_customer(api, user_id: int, horeca_id: str = "cafe-1", order_id: str = "A-1") -> None:
     code = api.post("/verification-codes", json={}).get_json()["code"]
     assert api.post("/enter_key_from_user/", json={"telegram_user_id": user_id, "verification_code": code}).status_code == 200
-    assert api.post(
-        "/provide_message_to_user/", json={"user_id": user_id, "horeca_id": horeca_id, "order_id": order_id, "status": "created"}
-    ).status_code == 202
+    assert (
+        api.post(
+            "/provide_message_to_user/",
+            json={"user_id": user_id, "horeca_id": horeca_id, "order_id": order_id, "status": "created"},
+        ).status_code
+        == 202
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,7 +94,8 @@ def test_staff_list_join_and_remove(api, app, spec):
     listed = api.get("/horeca/cafe-1/staff")
     check_response(spec, "/horeca/{horeca_id}/staff", "get", listed)
     assert [(s["telegram_user_id"], s["name"], s["username"]) for s in listed.get_json()["staff"]] == [
-        (BARISTA, "Olga", "u9001"), (9002, "Ivan", "u9002"),
+        (BARISTA, "Olga", "u9001"),
+        (9002, "Ivan", "u9002"),
     ]
 
     removed = api.delete(f"/horeca/cafe-1/staff/{BARISTA}")
@@ -113,18 +118,18 @@ def test_a_removed_member_gets_no_customer_messages(api, app):
     link_customer(api, 501)
     api.delete(f"/horeca/cafe-1/staff/{BARISTA}")
     with app.app_context():
-        assert dialogs.relay_from_customer(501, "hello").staff_count == 1
+        assert relay.relay_from_customer(501, "hello").staff_count == 1
 
 
 def test_the_stored_conversation(api, app, spec):
     join(app, staff_code(api), BARISTA, "Olga")
     link_customer(api, 501, order_id="123")
     with app.app_context():
-        dialogs.relay_from_customer(501, "Is it ready?")
-        target = dialogs.list_dialogs(BARISTA).items[0]
-        dialogs.toggle(BARISTA, target.customer_id)
-        dialogs.send_to_selected(BARISTA, "Two minutes", require_composing=False)
-        dialogs.relay_from_customer(501, "Thanks!")
+        relay.relay_from_customer(501, "Is it ready?")
+        target = cabinet.list_dialogs(BARISTA).items[0]
+        cabinet.toggle(BARISTA, target.customer_id)
+        outreach.send_to_selected(BARISTA, "Two minutes", require_composing=False)
+        relay.relay_from_customer(501, "Thanks!")
 
     response = api.get("/horeca/cafe-1/dialogs/501")
     assert response.status_code == 200
@@ -191,5 +196,9 @@ def test_openapi_document_with_staff_paths_is_valid(spec):
     from openapi_spec_validator import validate
 
     validate(spec)
-    assert {"/horeca/{horeca_id}/staff-codes", "/horeca/{horeca_id}/staff", "/horeca/{horeca_id}/staff/{telegram_user_id}",
-            "/horeca/{horeca_id}/dialogs/{telegram_user_id}"} <= set(spec["paths"])
+    assert {
+        "/horeca/{horeca_id}/staff-codes",
+        "/horeca/{horeca_id}/staff",
+        "/horeca/{horeca_id}/staff/{telegram_user_id}",
+        "/horeca/{horeca_id}/dialogs/{telegram_user_id}",
+    } <= set(spec["paths"])

@@ -16,7 +16,8 @@ from bot.staff.notices import render_notice
 from bot.workers.summaries import summary_job
 from devtools.tg_emulator import EmulatorClient, EmulatorServer
 from models import OutboxMessage, db
-from services import dialogs, linking, orders, staff
+from services import linking, orders, outreach, relay, staff
+from services.cabinet import list_dialogs
 from services.customers import Profile
 from services.delivery import Job
 
@@ -96,8 +97,16 @@ class StaffBot:
 
 def job(row: OutboxMessage) -> Job:
     return Job(
-        id=row.id, bot=row.bot, kind=row.kind, chat_id=row.chat_id, order_pk=row.order_pk, status=row.status, text=row.text,
-        payload=row.payload, attempts=1, first_attempt_at=datetime.now(UTC).replace(tzinfo=None),
+        id=row.id,
+        bot=row.bot,
+        kind=row.kind,
+        chat_id=row.chat_id,
+        order_pk=row.order_pk,
+        status=row.status,
+        text=row.text,
+        payload=row.payload,
+        attempts=1,
+        first_attempt_at=datetime.now(UTC).replace(tzinfo=None),
     )
 
 
@@ -167,7 +176,7 @@ def test_a_stranger_is_told_how_to_join_and_sees_nothing_else(sb):
     sb.process()
     assert sb.answers()[-1]["show_alert"] is True
     with sb.app.app_context():
-        assert dialogs.has_dialog(501) is False  # nobody is staff: nothing was relayed or selected
+        assert relay.has_dialog(501) is False  # nobody is staff: nothing was relayed or selected
 
 
 def test_start_with_a_staff_code_joins_and_shows_the_cabinet(sb):
@@ -254,7 +263,7 @@ def test_a_customer_message_arrives_with_a_reply_button_and_the_reply_goes_back(
     customer(sb.app, 502, "Boris")
     joined(sb)
     with sb.app.app_context():
-        dialogs.relay_from_customer(501, "Can I have it without sugar?")
+        relay.relay_from_customer(501, "Can I have it without sugar?")
     (notice,) = sb.deliver_notices()
     assert notice["plain_text"] == "💬 Anna (order #123):\nCan I have it without sugar?"
     (prompt,) = sb.press(BARISTA, notice, button(notice, "↩️ Reply"))
@@ -268,9 +277,9 @@ def test_a_colleague_answer_is_noted_in_the_prompt(sb):
     joined(sb, BARISTA)
     joined(sb, 9002)
     with sb.app.app_context():
-        relayed = dialogs.relay_from_customer(501, "hello?")
-        dialogs.reply_to_message(9002, relayed.dialog_message_id)
-        dialogs.send_to_selected(9002, "Hi Anna!")
+        relayed = relay.relay_from_customer(501, "hello?")
+        outreach.reply_to_message(9002, relayed.dialog_message_id)
+        outreach.send_to_selected(9002, "Hi Anna!")
     notice = next(m for m in sb.deliver_notices() if m["chat_id"] == BARISTA)
     (prompt,) = sb.press(BARISTA, notice, button(notice, "↩️ Reply"))
     assert "Ivan answered Anna less than a minute ago" in prompt["plain_text"]
@@ -280,7 +289,7 @@ def test_open_a_dialog_shows_the_conversation(sb):
     customer(sb.app, 501, "Anna", order_id="123")
     cabinet = joined(sb)[1]
     with sb.app.app_context():
-        dialogs.relay_from_customer(501, "<b>hi</b> & bye")
+        relay.relay_from_customer(501, "<b>hi</b> & bye")
     (view,) = sb.press(BARISTA, cabinet, button(cabinet, "💬"))
     assert "Order #123: preparing" in view["plain_text"]
     assert "👤 <b>hi</b> & bye" in view["plain_text"]  # escaped: shown as typed
@@ -316,7 +325,7 @@ def test_forged_callback_data_changes_nothing(sb):
         sb.process()
         assert sb.answers()[-1]["show_alert"] is True, data
     with sb.app.app_context():
-        assert dialogs.list_dialogs(BARISTA).selected == 0
+        assert list_dialogs(BARISTA).selected == 0
 
 
 # --- quick replies and horecas ---------------------------------------------------------------------
@@ -370,7 +379,7 @@ def test_a_failing_handler_apologizes_and_the_bot_keeps_going(sb, monkeypatch):
         raise RuntimeError("database on fire")
 
     with monkeypatch.context() as patched:
-        patched.setattr(staff_handlers.dialogs, "list_dialogs", boom)
+        patched.setattr("services.cabinet.list_dialogs", boom)
         assert "Sorry, something went wrong" in sb.say(BARISTA, "/dialogs")[0]["plain_text"]
     assert "dialogs" in sb.say(BARISTA, "/dialogs")[0]["plain_text"]
 
@@ -379,13 +388,30 @@ def test_a_failing_handler_apologizes_and_the_bot_keeps_going(sb, monkeypatch):
 
 
 def notice_job(payload: dict) -> Job:
-    return Job(id=1, bot="horeca", kind="staff_notice", chat_id=1, order_pk=None, status=None, text=None,
-               payload=json.dumps(payload), attempts=1, first_attempt_at=datetime.now(UTC).replace(tzinfo=None))
+    return Job(
+        id=1,
+        bot="horeca",
+        kind="staff_notice",
+        chat_id=1,
+        order_pk=None,
+        status=None,
+        text=None,
+        payload=json.dumps(payload),
+        attempts=1,
+        first_attempt_at=datetime.now(UTC).replace(tzinfo=None),
+    )
 
 
 def test_delivery_summaries_read_naturally():
-    summary = {"type": "delivery_summary", "total": 5, "sent": 4, "blocked": 1, "failed": 0, "blocked_names": ["Eve"],
-               "lang": "en"}
+    summary = {
+        "type": "delivery_summary",
+        "total": 5,
+        "sent": 4,
+        "blocked": 1,
+        "failed": 0,
+        "blocked_names": ["Eve"],
+        "lang": "en",
+    }
     assert render_notice(notice_job(summary)).text == "📬 Delivered to 4 of 5.\n🚫 1 blocked the bot: Eve."
     all_sent = {**summary, "sent": 5, "blocked": 0, "blocked_names": []}
     assert render_notice(notice_job(all_sent)).text == "✅ Delivered to all 5."
@@ -393,8 +419,16 @@ def test_delivery_summaries_read_naturally():
 
 
 def test_customer_messages_are_escaped_and_carry_the_reply_button():
-    payload = {"type": "customer_message", "dialog_message_id": 42, "customer": "<Anna>", "order_id": "1&2",
-               "horeca": "Cafe", "show_horeca": True, "text": "<script>", "lang": "en"}
+    payload = {
+        "type": "customer_message",
+        "dialog_message_id": 42,
+        "customer": "<Anna>",
+        "order_id": "1&2",
+        "horeca": "Cafe",
+        "show_horeca": True,
+        "text": "<script>",
+        "lang": "en",
+    }
     rendered = render_notice(notice_job(payload))
     assert rendered.text == "💬 <b>&lt;Anna&gt;</b> (order #1&amp;2) · Cafe:\n&lt;script&gt;"
     assert rendered.markup.keyboard[0][0].callback_data == "sr:42"
@@ -428,6 +462,38 @@ def test_the_command_menu_in_both_languages():
 
 
 def test_a_single_reply_is_summarized_by_name():
-    summary = {"type": "delivery_summary", "total": 1, "sent": 1, "blocked": 0, "failed": 0, "sent_names": ["<Anna>"],
-               "lang": "en"}
+    summary = {
+        "type": "delivery_summary",
+        "total": 1,
+        "sent": 1,
+        "blocked": 0,
+        "failed": 0,
+        "sent_names": ["<Anna>"],
+        "lang": "en",
+    }
     assert render_notice(notice_job(summary)).text == "✅ Delivered to &lt;Anna&gt;."
+
+
+@pytest.mark.parametrize(("seconds", "en", "ru"), [(5, "now", "сейчас"), (125, "2 min", "2 мин"), (7300, "2 h", "2 ч")])
+def test_how_long_ago_is_said_in_each_language(seconds, en, ru):
+    from bot.staff import texts as staff_texts
+
+    assert (staff_texts.EN.ago(seconds), staff_texts.RU.ago(seconds)) == (en, ru)
+    assert set(staff_texts.CATALOGS) == {"ru", "en"}
+
+
+def test_forged_buttons_of_every_action_are_answered_and_change_nothing(sb):
+    """Every action in the table, pressed with ids that are not the presser's, is answered with an alert."""
+    other = customer(sb.app, 701, "Elsewhere", horeca_id="cafe-2")
+    cabinet = joined(sb)[1]
+    for data in (f"so:{other}", f"sy:{other}", "qs:999", "sr:999", f"st:{other}:0", "sp:99999999999999999999"):
+        sb.emu.press(BOT, BARISTA, cabinet["message_id"], callback_data=data, force=True)
+        sb.process()
+        assert sb.answers()[-1]["show_alert"] is True, data
+    sb.emu.press(BOT, BARISTA, cabinet["message_id"], callback_data="qd:999", force=True)  # deleting nothing: a toast
+    sb.process()
+    assert sb.answers()[-1]["text"] == "This reply no longer exists."
+    with sb.app.app_context():
+        assert list_dialogs(BARISTA).selected == 0
+        assert staff.cabinet(BARISTA).mode == "idle"
+    assert customer_messages(sb.app) == []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from datetime import datetime
 
-from models import BotHeartbeat, db, iso
-from services import dialogs, staff
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from models import iso
+from services import conversation, staff
 from services.errors import Invalid
 from webapp import schemas
 from webapp.api import deep_link, parse
@@ -38,13 +40,41 @@ def _int_arg(raw: str | None, name: str, default: int | None, low: int, high: in
 
 def staff_bot_username() -> str | None:
     """HORECA_BOT_USERNAME, else the username the running staff bot reported in its heartbeat."""
-    configured = current_app.config.get("HORECA_BOT_USERNAME")
-    if configured:
-        return configured
-    beat = db.session.get(BotHeartbeat, "horeca")
-    username = beat.username if beat is not None else None
-    db.session.rollback()
-    return username
+    return staff.bot_username(current_app.config.get("HORECA_BOT_USERNAME"))
+
+
+def _timestamp(value: datetime) -> str:
+    stamp = iso(value)
+    assert stamp is not None
+    return stamp
+
+
+def _conversation_out(found: conversation.Conversation) -> schemas.DialogOut:
+    return schemas.DialogOut(
+        horeca_id=found.horeca_id,
+        user_id=found.user_id,
+        customer=schemas.DialogCustomerOut(
+            name=found.customer_name, username=found.customer_username, is_bot_blocked=found.customer_blocked
+        ),
+        unread=found.unread,
+        has_more=found.has_more,
+        messages=[
+            schemas.DialogMessageOut(
+                id=m.id,
+                direction=m.direction,
+                text=m.text,
+                created_at=_timestamp(m.created_at),
+                staff=schemas.DialogStaffOut(telegram_user_id=m.staff.telegram_user_id, name=m.staff.name) if m.staff else None,
+                order_id=m.order_id,
+                delivery=m.delivery,
+            )
+            for m in found.messages
+        ],
+    )
+
+
+def _json(model: schemas.Out, status: int = 200) -> tuple[Response, int]:
+    return jsonify(model.model_dump(mode="json")), status
 
 
 def _user_id(raw: str) -> int:
@@ -54,31 +84,55 @@ def _user_id(raw: str) -> int:
 
 
 @bp.post("/horeca/<horeca_id>/staff-codes")
-def issue_staff_code(horeca_id: str):
+def issue_staff_code(horeca_id: str) -> tuple[Response, int]:
     """A one-time code that makes whoever opens the staff bot with it staff of this horeca."""
     body = parse(schemas.StaffCodeIn)
     issued = staff.issue_code(_horeca(horeca_id), body.horeca_name)
     username = staff_bot_username()
     link = deep_link(issued.code, username) if username else None
-    return jsonify({"code": issued.code, "deep_link": link, "expires_at": iso(issued.expires_at)}), 201
+    return _json(schemas.StaffCodeOut(code=issued.code, deep_link=link, expires_at=_timestamp(issued.expires_at)), 201)
 
 
 @bp.get("/horeca/<horeca_id>/staff")
-def list_staff(horeca_id: str):
+def list_staff(horeca_id: str) -> tuple[Response, int]:
     """The horeca's current staff."""
-    return jsonify({"horeca_id": horeca_id, "staff": staff.list_staff(_horeca(horeca_id))})
+    members = staff.list_staff(_horeca(horeca_id))
+    return _json(
+        schemas.StaffListOut(
+            horeca_id=horeca_id,
+            staff=[
+                schemas.StaffMemberOut(
+                    telegram_user_id=m.telegram_user_id,
+                    first_name=m.first_name,
+                    last_name=m.last_name,
+                    username=m.username,
+                    name=m.name,
+                    joined_at=_timestamp(m.joined_at),
+                )
+                for m in members
+            ],
+        )
+    )
 
 
 @bp.delete("/horeca/<horeca_id>/staff/<telegram_user_id>")
-def remove_staff(horeca_id: str, telegram_user_id: str):
+def remove_staff(horeca_id: str, telegram_user_id: str) -> tuple[Response, int]:
     """Remove a staff member: no more customer messages, the cabinet refuses them."""
-    return jsonify(staff.remove(_horeca(horeca_id), _user_id(telegram_user_id)))
+    removed = staff.remove(_horeca(horeca_id), _user_id(telegram_user_id))
+    return _json(
+        schemas.StaffRemovedOut(
+            horeca_id=removed.horeca_id,
+            telegram_user_id=removed.telegram_user_id,
+            removed_at=_timestamp(removed.removed_at),
+        )
+    )
 
 
 @bp.get("/horeca/<horeca_id>/dialogs/<telegram_user_id>")
-def get_dialog(horeca_id: str, telegram_user_id: str):
+def get_dialog(horeca_id: str, telegram_user_id: str) -> tuple[Response, int]:
     """The stored conversation of the horeca with one customer, oldest first."""
     limit = _int_arg(request.args.get("limit"), "limit", 100, 1, MAX_DIALOG_LIMIT)
     before = _int_arg(request.args.get("before"), "before", None, 1, 2**63 - 1)
     assert limit is not None
-    return jsonify(dialogs.conversation(_horeca(horeca_id), _user_id(telegram_user_id), limit=limit, before=before))
+    found = conversation.conversation(_horeca(horeca_id), _user_id(telegram_user_id), limit=limit, before=before)
+    return _json(_conversation_out(found))

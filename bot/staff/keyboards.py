@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 
 from bot.staff.texts import StaffTexts
-from services.dialogs import DialogItem, DialogPage
+from services.cabinet import DialogItem, DialogPage
+from services.canned import Reply
+from services.relay import horeca_key
+from services.staff import Membership
 
 # Callback data: "<prefix>" or "<prefix>:<number>" (":<number>" twice for a toggle). All under 64 bytes.
 TOGGLE = "st"  # st:<customer_id>:<page>
@@ -31,21 +35,31 @@ _HORECA = re.compile(r"sh:([0-9a-f]{12})")
 _MAX_ID = 2**63 - 1
 
 
-def parse(data: str | None) -> tuple[str, int | str | None, int | None] | None:
-    """(action, argument, page) from callback data we made; None for anything else."""
+@dataclass(frozen=True)
+class Press:
+    """A button press decoded from callback data we made."""
+
+    action: str
+    number: int = 0  # the id (customer, message, reply) or page the button carries
+    page: int = 0  # the cabinet page a toggle was pressed on
+    key: str = ""  # a horeca key
+
+
+def parse(data: str | None) -> Press | None:
+    """The press from callback data we made; None for anything else (forged, from an older version)."""
     if not data:
         return None
     if match := _BARE.fullmatch(data):
-        return match.group(1), None, None
+        return Press(match.group(1))
     if match := _HORECA.fullmatch(data):
-        return HORECA, match.group(1), None
+        return Press(HORECA, key=match.group(1))
     match = _NUMERIC.fullmatch(data)
     if match is None:
         return None
     action, number, page = match.group(1), int(match.group(2)), match.group(3)
     if number > _MAX_ID or (action == TOGGLE) != (page is not None):
         return None
-    return action, number, int(page) if page is not None else None
+    return Press(action, number, int(page) if page is not None else 0)
 
 
 def menu(t: StaffTexts, several_horecas: bool = False) -> ReplyKeyboardMarkup:
@@ -108,42 +122,44 @@ def reply_button(t: StaffTexts, dialog_message_id: int) -> InlineKeyboardMarkup:
 
 
 def open_dialog(t: StaffTexts, customer_id: int) -> InlineKeyboardMarkup:
+    """Under an opened dialog: Reply to that customer."""
     markup = InlineKeyboardMarkup()
     markup.add(InlineKeyboardButton(t.button_reply, callback_data=f"{REPLY_TO}:{customer_id}"))
     return markup
 
 
-def compose(t: StaffTexts, replies: list[dict]) -> InlineKeyboardMarkup:
+def compose(t: StaffTexts, replies: list[Reply]) -> InlineKeyboardMarkup:
     """Under the "write your message" prompt: the canned replies (one tap sends), and Cancel."""
     markup = InlineKeyboardMarkup()
     for reply in replies[:10]:
-        markup.row(InlineKeyboardButton("⚡ " + _clip(reply["text"], 40), callback_data=f"{SEND_CANNED}:{reply['id']}"))
+        markup.row(InlineKeyboardButton("⚡ " + _clip(reply.text, 40), callback_data=f"{SEND_CANNED}:{reply.id}"))
     markup.row(InlineKeyboardButton(t.button_cancel_compose, callback_data=CANCEL))
     return markup
 
 
-def replies(t: StaffTexts, items: list[dict]) -> InlineKeyboardMarkup:
+def replies(t: StaffTexts, items: list[Reply]) -> InlineKeyboardMarkup:
     """The canned replies: send or delete each, add one."""
     markup = InlineKeyboardMarkup()
     for reply in items:
         markup.row(
-            InlineKeyboardButton("➤ " + _clip(reply["text"], 40), callback_data=f"{SEND_CANNED}:{reply['id']}"),
-            InlineKeyboardButton("🗑", callback_data=f"{DELETE_CANNED}:{reply['id']}"),
+            InlineKeyboardButton("➤ " + _clip(reply.text, 40), callback_data=f"{SEND_CANNED}:{reply.id}"),
+            InlineKeyboardButton("🗑", callback_data=f"{DELETE_CANNED}:{reply.id}"),
         )
     markup.row(InlineKeyboardButton(t.button_add_reply, callback_data=ADD_CANNED))
     return markup
 
 
 def cancel_only(t: StaffTexts) -> InlineKeyboardMarkup:
+    """Only a Cancel button (while typing a canned reply)."""
     markup = InlineKeyboardMarkup()
     markup.add(InlineKeyboardButton(t.button_cancel_compose, callback_data=CANCEL))
     return markup
 
 
-def horecas(items: list[dict], key) -> InlineKeyboardMarkup:  # noqa: ANN001 - key: horeca id → callback key
+def horecas(items: list[Membership]) -> InlineKeyboardMarkup:
     """One button per horeca the account serves; the current one ticked."""
     markup = InlineKeyboardMarkup()
     for item in items:
-        label = ("✓ " if item["current"] else "") + _clip(item["name"], 40)
-        markup.row(InlineKeyboardButton(label, callback_data=f"{HORECA}:{key(item['horeca_id'])}"))
+        label = ("✓ " if item.current else "") + _clip(item.name, 40)
+        markup.row(InlineKeyboardButton(label, callback_data=f"{HORECA}:{horeca_key(item.horeca_id)}"))
     return markup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from html import escape
+from typing import Any
 
 from bot.rendered import Rendered
 from bot.staff import keyboards as kb
@@ -12,7 +13,7 @@ from bot.staff.texts import StaffTexts
 from services.delivery import Job
 
 
-def _payload(job: Job) -> dict:
+def _payload(job: Job) -> dict[str, Any]:
     try:
         payload = json.loads(job.payload or "{}")
     except ValueError:
@@ -20,7 +21,7 @@ def _payload(job: Job) -> dict:
     return payload if isinstance(payload, dict) else {}
 
 
-def notice_text(t: StaffTexts, payload: dict) -> str:
+def notice_text(t: StaffTexts, payload: dict[str, Any]) -> str:
     """The text of a staff notice (a customer's message, a delivery summary, a removal)."""
     kind = payload.get("type")
     if kind == "customer_message":

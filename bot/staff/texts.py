@@ -61,6 +61,9 @@ class StaffTexts:
     dialog_empty: str
     dialog_in: str  # {time} {text}
     dialog_out: str  # {time} {staff} {text}
+    ago_now: str  # under a minute ago
+    ago_minutes: str  # {n}
+    ago_hours: str  # {n}
     button_reply: str
     # composing
     compose_many: str  # {n} {names} {horeca}
@@ -106,6 +109,14 @@ class StaffTexts:
     def status(self, status: str | None) -> str:
         return self.statuses.get(status or "", escape(status or ""))
 
+    def ago(self, seconds: int) -> str:
+        """How long ago, in the catalog's words: now, minutes, hours."""
+        if seconds < 60:
+            return self.ago_now
+        if seconds < 3600:
+            return self.ago_minutes.format(n=seconds // 60)
+        return self.ago_hours.format(n=seconds // 3600)
+
     def names(self, names: list[str], total: int) -> str:
         """Up to five names, and how many more."""
         shown = ", ".join(escape(n) for n in names[:5])
@@ -116,8 +127,13 @@ class StaffTexts:
 RU = StaffTexts(
     lang="ru",
     statuses={
-        "created": "оформлен", "accepted": "принят", "preparing": "готовится", "ready": "готов",
-        "completed": "выдан", "cancelled": "отменён", "rejected": "отклонён",
+        "created": "оформлен",
+        "accepted": "принят",
+        "preparing": "готовится",
+        "ready": "готов",
+        "completed": "выдан",
+        "cancelled": "отменён",
+        "rejected": "отклонён",
     },
     not_staff=(
         "👋 Это рабочий бот сотрудников заведения.\n\n"
@@ -174,6 +190,9 @@ RU = StaffTexts(
     dialog_empty="Переписки пока нет.",
     dialog_in="<i>{time}</i> 👤 {text}",
     dialog_out="<i>{time}</i> ☕ {staff}: {text}",
+    ago_now="сейчас",
+    ago_minutes="{n} мин",
+    ago_hours="{n} ч",
     button_reply="↩️ Ответить",
     compose_many="✏️ Напишите сообщение для {n}: {names}.\nГости получат его как «Сообщение от {horeca}».",
     compose_one="↩️ Ответ гостю <b>{customer}</b>. Напишите сообщение — оно уйдёт от имени {horeca}.",
@@ -214,8 +233,13 @@ RU = StaffTexts(
 EN = StaffTexts(
     lang="en",
     statuses={
-        "created": "placed", "accepted": "accepted", "preparing": "preparing", "ready": "ready",
-        "completed": "completed", "cancelled": "cancelled", "rejected": "rejected",
+        "created": "placed",
+        "accepted": "accepted",
+        "preparing": "preparing",
+        "ready": "ready",
+        "completed": "completed",
+        "cancelled": "cancelled",
+        "rejected": "rejected",
     },
     not_staff=(
         "👋 This is the staff bot of a cafe.\n\n"
@@ -271,6 +295,9 @@ EN = StaffTexts(
     dialog_empty="No messages yet.",
     dialog_in="<i>{time}</i> 👤 {text}",
     dialog_out="<i>{time}</i> ☕ {staff}: {text}",
+    ago_now="now",
+    ago_minutes="{n} min",
+    ago_hours="{n} h",
     button_reply="↩️ Reply",
     compose_many="✏️ Write your message to {n}: {names}.\nThey get it as “Message from {horeca}”.",
     compose_one="↩️ Reply to <b>{customer}</b>. Write your message; it goes out from {horeca}.",

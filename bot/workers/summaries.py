@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from services import dialogs
+from services import outreach as dialogs  # finish_batches lives in services.outreach
 
 log = logging.getLogger(__name__)
 

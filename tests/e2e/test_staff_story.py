@@ -69,6 +69,7 @@ class Staff:
 
     def wait_for(self, user_id: int, fragment: str, timeout: float = 10.0) -> dict:
         """The first staff-bot message to `user_id` containing `fragment`, waiting for it."""
+
         def found() -> dict | None:
             return next((m for m in self.messages(user_id) if fragment in m["plain_text"]), None)
 
@@ -99,8 +100,11 @@ def customer_messages(stack: Stack, user_id: int, fragment: str) -> list[dict]:
 
 
 def wait_customer_message(stack: Stack, user_id: int, fragment: str, timeout: float = 10.0) -> dict:
-    return wait_until(lambda: (customer_messages(stack, user_id, fragment) or [None])[0], timeout,
-                      what=f"{fragment!r} in the customer chat of {user_id}")
+    return wait_until(
+        lambda: (customer_messages(stack, user_id, fragment) or [None])[0],
+        timeout,
+        what=f"{fragment!r} in the customer chat of {user_id}",
+    )
 
 
 def cabinet(staff: Staff, user_id: int) -> dict[str, Any]:
@@ -146,10 +150,14 @@ def test_staff_write_to_many_reply_and_remove(stack: Stack, staff_token: str):
     assert not customer_messages(stack, BORIS, "Soy latte")  # only the selected dialog
     conversation = stack.api.get(f"/horeca/cafe-1/dialogs/{ANNA}").json()
     assert [(m["direction"], m["text"]) for m in conversation["messages"]] == [
-        ("out", "The machine is down, ten more minutes"), ("in", "Soy milk is fine"), ("out", "Soy latte coming up!"),
+        ("out", "The machine is down, ten more minutes"),
+        ("in", "Soy milk is fine"),
+        ("out", "Soy latte coming up!"),
     ]
-    wait_until(lambda: stack.api.get(f"/horeca/cafe-1/dialogs/{ANNA}").json()["messages"][-1]["delivery"] == "sent",
-               what="the reply recorded as sent")
+    wait_until(
+        lambda: stack.api.get(f"/horeca/cafe-1/dialogs/{ANNA}").json()["messages"][-1]["delivery"] == "sent",
+        what="the reply recorded as sent",
+    )
 
     # A colleague joins, is removed by the backend, and gets nothing more.
     staff.join(COLLEAGUE, "Ivan")
