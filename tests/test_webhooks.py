@@ -20,7 +20,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from config import Config, ConfigError
 from models import Order, WebhookEvent, db, utcnow
-from services import customers, events, linking, orders, webhooks
+from bot.workers import webhooks
+from services import customers, events, linking, orders
 from tests.conftest import ApiClient
 from tests.support import databases
 from webapp import create_app
@@ -269,8 +270,8 @@ def test_a_failing_receiver_is_retried_with_the_same_id_and_growing_backoff(hook
 
 
 def test_the_backoff_is_capped_at_an_hour():
-    assert all(0.8 * 3600 <= webhooks.backoff(n) <= 1.2 * 3600 for n in (11, 12, 30, 1000))
-    assert 4 <= webhooks.backoff(1) <= 6
+    assert all(0.8 * 3600 <= webhooks.RETRY.backoff(n) <= 1.2 * 3600 for n in (11, 12, 30, 1000))
+    assert 4 <= webhooks.RETRY.backoff(1) <= 6
 
 
 @pytest.mark.parametrize("status", [500, 503, 404, 429, 302])
@@ -316,7 +317,7 @@ def test_a_receiver_that_is_down_is_retried_and_no_credentials_are_recorded(data
     app = make_app(database_url, BACKEND_WEBHOOK_URL=url, WEBHOOK_SECRET=SECRET)
     try:
         queue_event(app)
-        with caplog.at_level(logging.WARNING, logger="services.webhooks"):
+        with caplog.at_level(logging.WARNING, logger="bot.workers.webhooks"):
             assert webhooks.deliver_due(app) == 1
         (event,) = stored(app)
         assert (event.state, event.attempts) == ("pending", 1)
