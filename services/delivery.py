@@ -20,7 +20,7 @@ from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from database import read_only, transaction
-from models import BotName, Customer, Order, OutboxMessage, OutboxState, db, utcnow
+from models import BotName, Customer, Order, OutboxKind, OutboxMessage, OutboxState, db, utcnow
 from services import customers
 from services.claims import claimable, stale_before
 from services.orders import CANCELLABLE_STATUSES
@@ -181,7 +181,10 @@ def _build_claim() -> Select[Any]:
 _CLAIM = _build_claim()
 _ORDER_CONTEXT = select(
     Order.id, Order.order_id, Order.horeca_id, Order.status, Order.cancellable, Order.cancel_requested_at,
-    select(func.max(_NEWER.id)).where(_NEWER.order_pk == Order.id, _NEWER.kind == "status").scalar_subquery().label("newest"),
+    select(func.max(_NEWER.id))
+    .where(_NEWER.order_pk == Order.id, _NEWER.kind == OutboxKind.STATUS)
+    .scalar_subquery()
+    .label("newest"),
 ).where(Order.id.in_(bindparam("pks", expanding=True)))
 _PEOPLE = select(Customer.telegram_user_id, Customer.language_code, Customer.is_blocked, Customer.is_deactivated).where(
     Customer.telegram_user_id.in_(bindparam("chats", expanding=True))

@@ -94,8 +94,17 @@ def test_unit_has_its_sections_and_keys(unit):
 
 def test_unit_is_hardened(unit):
     _, u = unit
-    for key in ("NoNewPrivileges", "PrivateTmp", "ProtectHome", "PrivateDevices", "ProtectKernelTunables",
-                "ProtectKernelModules", "ProtectControlGroups", "LockPersonality", "RestrictSUIDSGID"):
+    for key in (
+        "NoNewPrivileges",
+        "PrivateTmp",
+        "ProtectHome",
+        "PrivateDevices",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectControlGroups",
+        "LockPersonality",
+        "RestrictSUIDSGID",
+    ):
         assert one(u, "Service", key) == "yes", key
     assert one(u, "Service", "ProtectSystem") == "strict"
     writable = " ".join(values(u, "Service", "ReadWritePaths")).split()
@@ -151,7 +160,7 @@ def script_package(script: str) -> str | None:
 
 def repo_path(path: str) -> Path:
     assert path.startswith(INSTALL + "/"), f"{path} is outside {INSTALL}"
-    return ROOT / path[len(INSTALL) + 1:]
+    return ROOT / path[len(INSTALL) + 1 :]
 
 
 def check_command(command: str) -> None:
@@ -159,7 +168,7 @@ def check_command(command: str) -> None:
     argv = shlex.split(command.lstrip("-@:+!"))
     executable, args = argv[0], argv[1:]
     if executable.startswith(VENV_BIN):
-        script = executable[len(VENV_BIN):]
+        script = executable[len(VENV_BIN) :]
         if script != "python":
             package = script_package(script)
             assert package is not None, f"no installed package provides {script}"
@@ -179,8 +188,9 @@ def check_command(command: str) -> None:
 def top_level_names(path: Path) -> set[str]:
     assert path.is_file(), f"{path.relative_to(ROOT)} is not in the repository"
     tree = ast.parse(path.read_text())
-    return {target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets
-            if isinstance(target, ast.Name)}
+    return {
+        target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)
+    }
 
 
 def test_every_start_command_exists_in_the_repository(unit):
@@ -201,7 +211,9 @@ def test_systemd_accepts_the_units(tmp_path):
         (tmp_path / path.name).write_text(text)
     result = subprocess.run(
         [analyze, "verify", "--man=no", *(str(tmp_path / p.name) for p in UNITS.values())],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     output = (result.stdout + result.stderr).strip()
     assert result.returncode == 0 and not output, output
@@ -255,7 +267,8 @@ def test_config_py_is_the_one_reader_of_our_settings():
 
 def test_config_py_reads_are_found():
     read = variables_read()
-    assert {"DATABASE_URL", "API_TOKEN", "TELEGRAM_BOT_TOKEN", "MAX_BODY_BYTES", "BOT_STALE_SECONDS", "DELIVERY_WORKERS"} <= set(read)
+    expected = {"DATABASE_URL", "API_TOKEN", "TELEGRAM_BOT_TOKEN", "MAX_BODY_BYTES", "BOT_STALE_SECONDS", "DELIVERY_WORKERS"}
+    assert expected <= set(read)
     assert read["POLL_TIMEOUT_SECONDS"] == "config.py"
 
 

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from bot.workers import webhooks
 from config import Config, ConfigError
 from models import Order, WebhookEvent, db, utcnow
-from bot.workers import webhooks
 from services import customers, events, linking, orders
 from tests.conftest import ApiClient
 from tests.support import databases
@@ -428,6 +428,24 @@ def test_a_tick_told_to_stop_sends_nothing_more_and_gives_the_rest_back(hook_app
     assert webhooks.deliver_due(hook_app, stop=stop) == 0
     assert [(e.state, e.attempts, e.claimed_at) for e in stored(hook_app)] == [("pending", 0, None)] * 3
     assert webhooks.deliver_due(hook_app) == 3  # the next process sends them at once
+
+
+def test_the_scheduler_job_logs_a_failing_tick_goes_on_and_stops_when_told(hook_app, receiver, caplog):
+    queue_event(hook_app)
+    stop = threading.Event()
+    tick = webhooks.webhook_job(hook_app, stop)
+    hook_app.config["WEBHOOK_SECRET"] = "not-a-whsec-secret"  # this tick fails before claiming anything
+    with caplog.at_level(logging.ERROR):
+        assert tick() == 0
+    assert "webhook delivery failed; the next run tries again" in caplog.text
+    assert "not-a-whsec-secret" not in caplog.text
+    assert [(e.state, e.claimed_at) for e in stored(hook_app)] == [("pending", None)]
+
+    hook_app.config["WEBHOOK_SECRET"] = SECRET
+    assert tick() == 1 and len(receiver.received) == 1
+    queue_event(hook_app, {"telegram_user_id": 2})
+    stop.set()  # the bot process got SIGTERM: the job starts no tick
+    assert tick() == 0 and len(receiver.received) == 1
 
 
 def test_concurrent_ticks_never_send_the_same_event_twice(hook_app, receiver):
