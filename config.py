@@ -1,4 +1,8 @@
-"""Configuration for both processes, read from the environment (and `.env` if present)."""
+"""Configuration for both processes, read from the environment (and `.env` if present).
+
+The one reader of the environment: the web app gets `Config` as Flask's `app.config`, the bot process
+builds its `bot.settings.BotSettings` from the same values.
+"""
 
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ def normalize_database_url(url: str) -> str:
     """Make a plain `postgresql://` URL use psycopg 3, which is the driver we ship."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -77,6 +81,13 @@ class Config:
         self.TELEGRAM_PER_CHAT_RATE = _float("TELEGRAM_PER_CHAT_RATE", 1.0)
         self.DELIVERY_RETRY_DEADLINE_SECONDS = _float("DELIVERY_RETRY_DEADLINE_SECONDS", 300.0)
         self.CLAIM_TIMEOUT_SECONDS = _float("CLAIM_TIMEOUT_SECONDS", 30.0)
+        # The bot process's sending and polling (checked by `bot.settings.BotSettings`).
+        self.DELIVERY_WORKERS = _int("DELIVERY_WORKERS", 8)
+        self.DELIVERY_BATCH_SIZE = _int("DELIVERY_BATCH_SIZE", 32)
+        self.DELIVERY_BACKOFF_BASE_SECONDS = _float("DELIVERY_BACKOFF_BASE_SECONDS", 1.0)
+        self.DELIVERY_BACKOFF_MAX_SECONDS = _float("DELIVERY_BACKOFF_MAX_SECONDS", 60.0)
+        self.TELEGRAM_REQUEST_TIMEOUT_SECONDS = _float("TELEGRAM_REQUEST_TIMEOUT_SECONDS", 7.0)
+        self.POLL_TIMEOUT_SECONDS = _int("POLL_TIMEOUT_SECONDS", 20)
         self.BACKEND_WEBHOOK_URL = os.environ.get("BACKEND_WEBHOOK_URL", "")
         self.WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET", "")
         self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

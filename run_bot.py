@@ -1,8 +1,9 @@
 """The bot process: `python run_bot.py`.
 
 Long-polls Telegram for each configured bot (handlers run in the polling thread, one update at a
-time) and runs a BackgroundScheduler whose jobs deliver the outbox (and, if BACKEND_WEBHOOK_URL is set,
-the backend's webhook events). SIGTERM or SIGINT stops it cleanly within 10 seconds.
+time) and runs a BackgroundScheduler whose jobs (`bot/workers/`, all registered in `schedule_jobs`) deliver
+the outbox, the backend's webhook events (if BACKEND_WEBHOOK_URL is set) and the staff delivery summaries
+(if the staff bot runs). SIGTERM or SIGINT stops it cleanly within 10 seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from telebot import TeleBot
@@ -25,6 +27,13 @@ from telebot.types import BotCommand
 
 from bot.telegram import describe, install_redaction, register_secret
 from config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.polling import Poller
+    from bot.settings import BotSettings
+    from bot.workers.telegram import Delivery
 
 log = logging.getLogger("run_bot")
 
@@ -49,11 +58,19 @@ def bot_specs() -> list[BotSpec]:
     """Every bot of the product; an optional one whose token is not set is skipped."""
     from bot import handlers
     from bot.staff import handlers as staff_handlers
+    from models import BotName
 
     return [
-        BotSpec("customer", "TELEGRAM_BOT_TOKEN", "BOT_USERNAME", handlers.register_handlers, handlers.commands, required=True),
-        BotSpec("horeca", "HORECA_BOT_TOKEN", "HORECA_BOT_USERNAME", staff_handlers.register_staff_handlers,
-                staff_handlers.commands),
+        BotSpec(
+            BotName.CUSTOMER, "TELEGRAM_BOT_TOKEN", "BOT_USERNAME", handlers.register_handlers, handlers.commands, required=True
+        ),
+        BotSpec(
+            BotName.HORECA,
+            "HORECA_BOT_TOKEN",
+            "HORECA_BOT_USERNAME",
+            staff_handlers.register_staff_handlers,
+            staff_handlers.commands,
+        ),
     ]
 
 
@@ -101,14 +118,15 @@ def run(config: Config, specs: list[BotSpec]) -> int:
     from bot.polling import Poller
     from bot.settings import BotSettings
     from bot.telegram import build_bot, configure_api
+    from bot.workers import webhooks
     from bot.workers.telegram import Delivery
+    from models import BotName
     from services import heartbeat
     from webapp import create_app
 
     app = create_app(config, web=False)
     settings = BotSettings.from_config(app.config)
-    if app.config.get("BACKEND_WEBHOOK_URL"):
-        _check_webhook_config(app)
+    webhooks.check_config(app.config)
     configure_api(config.TELEGRAM_API_URL, settings.request_timeout)
     _quiet_libraries(config.LOG_LEVEL)
 
@@ -139,8 +157,12 @@ def run(config: Config, specs: list[BotSpec]) -> int:
             return 0 if stop.is_set() and not exit_code[0] else 1
         expected = (getattr(config, spec.username_setting, "") or "").lstrip("@")
         if expected and expected.lower() != username.lower():
-            log.warning("%s=%s but Telegram says this bot is @%s: the API's deep links point to another bot",
-                        spec.username_setting, expected, username)
+            log.warning(
+                "%s=%s but Telegram says this bot is @%s: the API's deep links point to another bot",
+                spec.username_setting,
+                expected,
+                username,
+            )
         spec.register(bot, app)
         _prepare(bot, spec)
         with app.app_context():
@@ -150,32 +172,61 @@ def run(config: Config, specs: list[BotSpec]) -> int:
 
     engine = Delivery(app, {r.spec.name: r.bot for r in running}, settings, stop, {r.spec.name: r.username for r in running})
     scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        engine.tick, "interval", seconds=settings.delivery_interval, id="delivery", name="outbox delivery",
-        max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC),
-    )
-    _add_webhook_job(scheduler, app, settings.delivery_interval, stop)
-    if any(r.spec.name == "horeca" for r in running):
-        from bot.workers.summaries import summary_job
-
-        scheduler.add_job(
-            summary_job(app), "interval", seconds=settings.delivery_interval, id="staff_summaries",
-            name="staff delivery summaries", max_instances=1, coalesce=True, misfire_grace_time=None,
-        )
+    schedule_jobs(scheduler, app, engine, settings, stop, staff_bot=any(r.spec.name == BotName.HORECA for r in running))
     scheduler.start()
 
-    pollers = []
+    pollers: list[Poller] = []
     for r in running:
         poller = Poller(r.spec.name, r.bot, stop, settings.poll_timeout, on_ok=_beater(app, r), on_fatal=on_fatal)
         poller.start()
         pollers.append(poller)
-    log.info("bot process running (pid %d): %s; delivery every %.2g s", os.getpid(),
-             ", ".join(f"{r.spec.name} @{r.username}" for r in running), settings.delivery_interval)
+    log.info(
+        "bot process running (pid %d): %s; delivery every %.2g s",
+        os.getpid(),
+        ", ".join(f"{r.spec.name} @{r.username}" for r in running),
+        settings.delivery_interval,
+    )
 
     while not stop.wait(0.5):  # a timed wait keeps the main thread ready for signals
         pass
     _shutdown(pollers, scheduler, engine)
     return exit_code[0]
+
+
+def schedule_jobs(
+    scheduler: BackgroundScheduler,
+    app: Flask,
+    engine: Delivery,
+    settings: BotSettings,
+    stop: threading.Event,
+    *,
+    staff_bot: bool,
+) -> None:
+    """Every job of the bot process (`bot/workers/`): one run at a time each, a late run is not caught up on."""
+    from bot.workers.summaries import summary_job
+    from bot.workers.webhooks import webhook_job
+
+    every = settings.delivery_interval
+    jobs: list[tuple[str, str, Callable[[], int], float, bool]] = [
+        # id, name, the job, seconds between runs, whether the first run is at start
+        ("delivery", "outbox delivery", engine.tick, every, True),
+    ]
+    if app.config.get("BACKEND_WEBHOOK_URL"):  # the backend's webhook events, from this process too
+        jobs.append(("webhooks", "webhook delivery", webhook_job(app, stop), max(every, 1.0), False))
+    if staff_bot:  # a summary to a staff member once their batch is delivered
+        jobs.append(("staff_summaries", "staff delivery summaries", summary_job(app), every, False))
+    for job_id, name, run, seconds, at_start in jobs:
+        scheduler.add_job(
+            run,
+            "interval",
+            seconds=seconds,
+            id=job_id,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            **({"next_run_time": datetime.now(UTC)} if at_start else {}),
+        )
 
 
 def _identify(bot: TeleBot, spec: BotSpec, stop: threading.Event) -> str | None:
@@ -216,30 +267,6 @@ def _beater(app: Flask, running: RunningBot) -> Callable[[], None]:
     return beat
 
 
-def _check_webhook_config(app: Flask) -> None:
-    try:
-        from services import webhooks
-    except ImportError:
-        return
-    webhooks.check_config(app.config)
-
-
-def _add_webhook_job(scheduler: object, app: Flask, interval: float, stop: threading.Event) -> None:
-    """If BACKEND_WEBHOOK_URL is set, deliver the backend's webhook events from this process too."""
-    if not app.config.get("BACKEND_WEBHOOK_URL"):
-        return
-    try:
-        from services import webhooks
-    except ImportError:
-        log.warning("BACKEND_WEBHOOK_URL is set but services/webhooks.py is missing: webhook events stay queued")
-        return
-    scheduler.add_job(  # type: ignore[attr-defined]
-        webhooks.deliver_due, "interval", args=[app], kwargs={"stop": stop}, seconds=max(interval, 1.0), id="webhooks",
-        name="webhook delivery",
-        max_instances=1, coalesce=True, misfire_grace_time=None,
-    )
-
-
 class _SkipBusyRuns(logging.Filter):
     """The delivery tick runs as long as rows are due; the scheduler's "skipped: already running" is expected."""
 
@@ -254,15 +281,15 @@ def _quiet_libraries(level: str) -> None:
     logging.getLogger("apscheduler.scheduler").addFilter(_SkipBusyRuns())
 
 
-def _shutdown(pollers: list, scheduler: object, engine: object) -> None:
+def _shutdown(pollers: list[Poller], scheduler: BackgroundScheduler, engine: Delivery) -> None:
     """Stop polling after the update in hand, let the delivery tick finish its sends, exit."""
     timer = threading.Timer(SHUTDOWN_GRACE, _give_up)
     timer.daemon = True
     timer.start()
     for poller in pollers:
         poller.close(POLLER_CLOSE_WAIT)
-    scheduler.shutdown(wait=True)  # type: ignore[attr-defined]
-    engine.close()  # type: ignore[attr-defined]
+    scheduler.shutdown(wait=True)
+    engine.close()
     timer.cancel()
     log.info("stopped")
 

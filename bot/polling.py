@@ -14,16 +14,13 @@ from collections.abc import Callable
 
 from telebot import TeleBot
 from telebot.apihelper import ApiTelegramException
+from telebot.types import Update
 
 from bot.telegram import ALLOWED_UPDATES, describe
 
 log = logging.getLogger(__name__)
 
 BEAT_EVERY = 1.0
-
-
-class FatalPollingError(RuntimeError):
-    """Telegram refuses this token: polling cannot go on."""
 
 
 class Poller:
@@ -61,7 +58,9 @@ class Poller:
             try:
                 self._asked = self.offset
                 updates = self.bot.get_updates(
-                    offset=self.offset or None, timeout=self.poll_timeout + 10, long_polling_timeout=self.poll_timeout,
+                    offset=self.offset or None,
+                    timeout=self.poll_timeout + 10,
+                    long_polling_timeout=self.poll_timeout,
                     allowed_updates=ALLOWED_UPDATES,
                 )
             except ApiTelegramException as exc:
@@ -73,8 +72,9 @@ class Poller:
                         self.on_fatal(self.name)
                     return
                 if exc.error_code == 409:
-                    log.warning("bot %s: getUpdates conflict (another instance polling, or a webhook set): %s",
-                                self.name, describe(exc))
+                    log.warning(
+                        "bot %s: getUpdates conflict (another instance polling, or a webhook set): %s", self.name, describe(exc)
+                    )
                 else:
                     log.warning("bot %s: getUpdates failed: %s", self.name, describe(exc))
                 self.stop.wait(error_wait)
@@ -98,7 +98,7 @@ class Poller:
                     self._handle(update)
                     self.offset = update.update_id + 1
 
-    def _handle(self, update: object) -> None:
+    def _handle(self, update: Update) -> None:
         try:
             self.bot.process_new_updates([update])
         except Exception:

@@ -1,22 +1,18 @@
-"""The bot process's tuning knobs: the shared `Config` ones, plus a few of its own read from the environment."""
+"""The bot process's tuning knobs, taken from the one `config.Config` (which alone reads the environment)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config import ConfigError
+from config import Config, ConfigError
+from services.claims import MAX_CLAIM_TIMEOUT
 
-MAX_CLAIM_TIMEOUT = 60.0  # the issue's promise: a dead process's claim is taken over within a minute
 
-
-def _number(config: Mapping[str, Any], name: str, default: float) -> float:
-    """`name` from the app config if `Config` has it, else from the environment, else the default."""
-    value = config.get(name)
-    if value is None or value == "":
-        value = os.environ.get(name, "").strip() or default
+def _number(config: Mapping[str, Any], name: str) -> float:
+    """`name` of the config as a number; ConfigError naming it when it is not one."""
+    value = config[name]
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -40,20 +36,21 @@ class BotSettings:
     poll_timeout: int = 20
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> BotSettings:
-        """Read from Flask's `app.config` (and the environment for the bot-only variables)."""
+    def from_config(cls, config: Config | Mapping[str, Any]) -> BotSettings:
+        """From a `Config` or Flask's `app.config` (made from one); refuses unusable values."""
+        values = config if isinstance(config, Mapping) else config.as_flask()
         settings = cls(
-            delivery_interval=_number(config, "DELIVERY_INTERVAL_SECONDS", 1.0),
-            global_rate=_number(config, "TELEGRAM_GLOBAL_RATE", 30.0),
-            per_chat_rate=_number(config, "TELEGRAM_PER_CHAT_RATE", 1.0),
-            retry_deadline=_number(config, "DELIVERY_RETRY_DEADLINE_SECONDS", 300.0),
-            claim_timeout=min(_number(config, "CLAIM_TIMEOUT_SECONDS", 30.0), MAX_CLAIM_TIMEOUT),
-            workers=int(_number(config, "DELIVERY_WORKERS", 8)),
-            batch_size=int(_number(config, "DELIVERY_BATCH_SIZE", 32)),
-            backoff_base=_number(config, "DELIVERY_BACKOFF_BASE_SECONDS", 1.0),
-            backoff_max=_number(config, "DELIVERY_BACKOFF_MAX_SECONDS", 60.0),
-            request_timeout=_number(config, "TELEGRAM_REQUEST_TIMEOUT_SECONDS", 7.0),
-            poll_timeout=int(_number(config, "POLL_TIMEOUT_SECONDS", 20)),
+            delivery_interval=_number(values, "DELIVERY_INTERVAL_SECONDS"),
+            global_rate=_number(values, "TELEGRAM_GLOBAL_RATE"),
+            per_chat_rate=_number(values, "TELEGRAM_PER_CHAT_RATE"),
+            retry_deadline=_number(values, "DELIVERY_RETRY_DEADLINE_SECONDS"),
+            claim_timeout=min(_number(values, "CLAIM_TIMEOUT_SECONDS"), MAX_CLAIM_TIMEOUT),
+            workers=int(_number(values, "DELIVERY_WORKERS")),
+            batch_size=int(_number(values, "DELIVERY_BATCH_SIZE")),
+            backoff_base=_number(values, "DELIVERY_BACKOFF_BASE_SECONDS"),
+            backoff_max=_number(values, "DELIVERY_BACKOFF_MAX_SECONDS"),
+            request_timeout=_number(values, "TELEGRAM_REQUEST_TIMEOUT_SECONDS"),
+            poll_timeout=int(_number(values, "POLL_TIMEOUT_SECONDS")),
         )
         settings.check()
         return settings

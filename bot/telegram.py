@@ -103,8 +103,9 @@ def install_redaction() -> None:
     crash_log = logging.getLogger("crash")
     sys.excepthook = lambda kind, value, tb: crash_log.critical("uncaught exception", exc_info=(kind, value, tb))
     threading.excepthook = lambda args: crash_log.critical(
-        "uncaught exception in thread %s", getattr(args.thread, "name", "?"),
-        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        "uncaught exception in thread %s",
+        getattr(args.thread, "name", "?"),
+        exc_info=args.exc_value,  # the exception carries its traceback
     )
 
 
@@ -130,11 +131,12 @@ def _send(method: str, url: str, params: Any = None, files: Any = None, timeout:
 
 def configure_api(api_url: str, request_timeout: float) -> None:
     """Point telebot at `api_url` (Telegram, or the emulator) with short timeouts for every call."""
-    apihelper.API_URL = api_url.rstrip("/") + "/bot{0}/{1}"
-    apihelper.CONNECT_TIMEOUT = min(5.0, request_timeout)
-    apihelper.READ_TIMEOUT = request_timeout  # getUpdates adds its long-poll timeout to this
+    # telebot declares these module settings as None or int; requests takes float timeouts.
+    apihelper.API_URL = api_url.rstrip("/") + "/bot{0}/{1}"  # type: ignore[assignment]
+    apihelper.CONNECT_TIMEOUT = min(5.0, request_timeout)  # type: ignore[assignment]
+    apihelper.READ_TIMEOUT = request_timeout  # type: ignore[assignment]  # getUpdates adds its long-poll timeout to this
     apihelper.RETRY_ON_ERROR = False  # the delivery job decides about retries
-    apihelper.CUSTOM_REQUEST_SENDER = _send  # a persistent session per thread
+    apihelper.CUSTOM_REQUEST_SENDER = _send  # type: ignore[assignment]  # a persistent session per thread
 
 
 def build_bot(token: str) -> TeleBot:
@@ -145,7 +147,6 @@ def build_bot(token: str) -> TeleBot:
 
 # --- what an error means for a message -------------------------------------------------------------
 
-SENT = "sent"
 RETRY = "retry"  # 5xx, timeouts, connection errors: exponential backoff up to the deadline
 RATE_LIMITED = "rate_limited"  # 429: wait retry_after
 BLOCKED = "blocked"  # 403: the user blocked the bot or deleted their account

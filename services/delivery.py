@@ -14,16 +14,18 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from database import transaction
-from models import Customer, OutboxMessage, db, utcnow
+from models import BotName, Customer, OutboxMessage, OutboxState, db, utcnow
 from services import customers, status_card
+from services.claims import claimable, stale_before
 from services.status_card import StatusCard
 
-ACTIVE_STATES = ("pending", "sending")
+ACTIVE_STATES = (OutboxState.PENDING, OutboxState.SENDING)
 MAX_ERROR_CHARS = 500
 BLOCKED_ERROR = "the user has blocked the bot"
 DEACTIVATED_ERROR = "the user's account is deactivated"
@@ -51,9 +53,9 @@ class Job:
 _OLDER = aliased(OutboxMessage, name="older")
 _MARK_SENT = (
     update(OutboxMessage)
-    .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.state != "sent")
+    .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.state != OutboxState.SENT)
     .values(
-        state="sent", sent_at=bindparam("sent_at"), telegram_message_id=bindparam("message_id"),
+        state=OutboxState.SENT, sent_at=bindparam("sent_at"), telegram_message_id=bindparam("message_id"),
         has_button=bindparam("has_button"), last_error=None,
     )
 )
@@ -77,7 +79,7 @@ def _clip(error: str) -> str:
     return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
 
 
-def _build_claim():
+def _build_claim() -> Select[Any]:
     o, p = OutboxMessage, _OLDER
     older_in_order = select(p.id).where(p.order_pk == o.order_pk, p.id < o.id, p.state.in_(ACTIVE_STATES)).exists()
     older_in_chat = (
@@ -89,9 +91,9 @@ def _build_claim():
         select(o.id, o.bot, o.kind, o.chat_id, o.order_pk, o.status, o.text, o.payload, o.attempts, o.first_attempt_at)
         .where(
             o.bot.in_(bindparam("bots", expanding=True)),
-            or_(
-                and_(o.state == "pending", o.next_attempt_at <= bindparam("now")),
-                and_(o.state == "sending", o.claimed_at < bindparam("stale")),  # the claim of a process that died
+            claimable(  # due and pending, or the claim of a process that died
+                unclaimed=o.state == OutboxState.PENDING, due=o.next_attempt_at <= bindparam("now"),
+                claimed=o.state == OutboxState.SENDING, claimed_at=o.claimed_at, stale=bindparam("stale"),
             ),
             # One message per order (per chat for messages without an order) at a time, oldest first.
             or_(and_(o.order_pk.is_not(None), ~older_in_order), and_(o.order_pk.is_(None), ~older_in_chat)),
@@ -111,14 +113,15 @@ _MARK_SENDING = (
     update(OutboxMessage)
     .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
     .values(
-        state="sending", claimed_at=bindparam("claimed_at"), claimed_by=bindparam("worker"), attempts=OutboxMessage.attempts + 1,
+        state=OutboxState.SENDING, claimed_at=bindparam("claimed_at"), claimed_by=bindparam("worker"),
+        attempts=OutboxMessage.attempts + 1,
         first_attempt_at=func.coalesce(OutboxMessage.first_attempt_at, bindparam("first_attempt_at")),
     )
 )
 _MARK_BLOCKED = (
     update(OutboxMessage)
     .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
-    .values(state="blocked", last_error=bindparam("error"), claimed_at=None, claimed_by=None)
+    .values(state=OutboxState.BLOCKED, last_error=bindparam("error"), claimed_at=None, claimed_by=None)
 )
 
 
@@ -127,19 +130,19 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
     now = utcnow()
     with _turn(), db.engine.begin() as conn:  # hot: Core statements built once, one short transaction
         rows = conn.execute(
-            _CLAIM.limit(limit), {"bots": list(bots), "now": now, "stale": now - timedelta(seconds=claim_timeout)}
+            _CLAIM.limit(limit), {"bots": list(bots), "now": now, "stale": stale_before(now, claim_timeout)}
         ).all()
         if not rows:
             return []
         order_pks = sorted({r.order_pk for r in rows if r.order_pk is not None})
         orders = status_card.orders_of_claim(conn, order_pks)
-        chats = sorted({r.chat_id for r in rows if r.bot == "customer"})
+        chats = sorted({r.chat_id for r in rows if r.bot == BotName.CUSTOMER})
         people = {r.telegram_user_id: r for r in conn.execute(_PEOPLE, {"chats": chats})} if chats else {}
 
         jobs: list[Job] = []
         blocked: dict[str, list[int]] = {}
         for row in rows:
-            person = people.get(row.chat_id) if row.bot == "customer" else None
+            person = people.get(row.chat_id) if row.bot == BotName.CUSTOMER else None
             if person is not None and person.is_blocked:
                 # Blocked users get nothing until they come back; the row says so.
                 blocked.setdefault(DEACTIVATED_ERROR if person.is_deactivated else BLOCKED_ERROR, []).append(row.id)
@@ -165,7 +168,7 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
 
 def _claimed(row_id: int, worker: str) -> OutboxMessage | None:
     row = db.session.get(OutboxMessage, row_id, with_for_update=True)
-    if row is None or row.state != "sending" or row.claimed_by != worker:
+    if row is None or row.state != OutboxState.SENDING or row.claimed_by != worker:
         return None  # taken over by another process after our claim went stale: theirs now
     return row
 
@@ -194,66 +197,51 @@ def record_sent(sent: list[Sent]) -> None:
 
 def record_retry(row_id: int, worker: str, error: str, delay: float) -> None:
     """The attempt failed for a reason that may pass: try again after `delay` seconds."""
-    with _turn():
-        try:
-            row = _claimed(row_id, worker)
-            if row is not None:
-                row.state = "pending"
-                row.next_attempt_at = utcnow() + timedelta(seconds=max(delay, 0.0))
-                row.last_error = _clip(error)
-                row.claimed_at = None
-                row.claimed_by = None
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
+    with _turn(), transaction():
+        row = _claimed(row_id, worker)
+        if row is not None:
+            row.state = OutboxState.PENDING
+            row.next_attempt_at = utcnow() + timedelta(seconds=max(delay, 0.0))
+            row.last_error = _clip(error)
+            row.claimed_at = None
+            row.claimed_by = None
 
 
 def record_failed(row_id: int, worker: str, error: str) -> list[StatusCard]:
     """The message can never be delivered; returns the cards of its order whose keyboard must go if the order closed."""
-    with _turn():
-        try:
-            row = _claimed(row_id, worker)
-            refs: list[StatusCard] = []
-            if row is not None:
-                row.state = "failed"
-                row.last_error = _clip(error)
-                row.claimed_at = None
-                row.claimed_by = None
-                if row.order_pk is not None:
-                    refs = status_card.stale_of([row.order_pk])
-            db.session.commit()
-            return refs
-        except Exception:
-            db.session.rollback()
-            raise
+    refs: list[StatusCard] = []
+    with _turn(), transaction():
+        row = _claimed(row_id, worker)
+        if row is not None:
+            row.state = OutboxState.FAILED
+            row.last_error = _clip(error)
+            row.claimed_at = None
+            row.claimed_by = None
+            if row.order_pk is not None:
+                refs = status_card.stale_of([row.order_pk])
+    return refs
 
 
 def record_blocked(row_id: int, worker: str, bot: str, chat_id: int, deactivated: bool = False) -> None:
     """Telegram said 403: this message, and every pending one to the chat, is blocked; the customer too."""
-    with _turn():
-        try:
-            error = DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR
-            row = _claimed(row_id, worker)
-            if row is not None:
-                row.state = "blocked"
-                row.last_error = error
-                row.claimed_at = None
-                row.claimed_by = None
-            _block_chat(bot, chat_id, error, deactivated)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
+    error = DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR
+    with _turn(), transaction():
+        row = _claimed(row_id, worker)
+        if row is not None:
+            row.state = OutboxState.BLOCKED
+            row.last_error = error
+            row.claimed_at = None
+            row.claimed_by = None
+        _block_chat(bot, chat_id, error, deactivated)
 
 
 def _block_chat(bot: str, chat_id: int, error: str, deactivated: bool) -> None:
     db.session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.bot == bot, OutboxMessage.chat_id == chat_id, OutboxMessage.state == "pending")
-        .values(state="blocked", last_error=error)
+        .where(OutboxMessage.bot == bot, OutboxMessage.chat_id == chat_id, OutboxMessage.state == OutboxState.PENDING)
+        .values(state=OutboxState.BLOCKED, last_error=error)
     )
-    if bot == "customer":
+    if bot == BotName.CUSTOMER:
         customer = customers.find(chat_id)  # a private chat's id is the user's id
         if customer is not None:
             customers.set_blocked(customer, True, deactivated)
@@ -261,13 +249,8 @@ def _block_chat(bot: str, chat_id: int, error: str, deactivated: bool) -> None:
 
 def chat_blocked(bot: str, chat_id: int, deactivated: bool = False) -> None:
     """A 403 outside of sending (an edit): mark the chat blocked. Own transaction."""
-    with _turn():
-        try:
-            _block_chat(bot, chat_id, DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR, deactivated)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
+    with _turn(), transaction():
+        _block_chat(bot, chat_id, DEACTIVATED_ERROR if deactivated else BLOCKED_ERROR, deactivated)
 
 
 def release(row_ids: Iterable[int], worker: str, delay: float = 0.0) -> None:
@@ -275,20 +258,15 @@ def release(row_ids: Iterable[int], worker: str, delay: float = 0.0) -> None:
     ids = list(row_ids)
     if not ids:
         return
-    with _turn():
-        try:
-            db.session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "sending", OutboxMessage.claimed_by == worker)
-                .values(
-                    state="pending", claimed_at=None, claimed_by=None, attempts=OutboxMessage.attempts - 1,
-                    next_attempt_at=utcnow() + timedelta(seconds=max(delay, 0.0)),
-                )
+    with _turn(), transaction() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.state == OutboxState.SENDING, OutboxMessage.claimed_by == worker)
+            .values(
+                state=OutboxState.PENDING, claimed_at=None, claimed_by=None, attempts=OutboxMessage.attempts - 1,
+                next_attempt_at=utcnow() + timedelta(seconds=max(delay, 0.0)),
             )
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
+        )
 
 
 def set_has_button(row_id: int, has_button: bool) -> None:

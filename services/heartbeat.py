@@ -5,18 +5,25 @@ from __future__ import annotations
 import os
 import socket
 
-from models import BotHeartbeat, db, utcnow
+from database import transaction
+from models import BotHeartbeat, utcnow
 
 
-def beat(name: str, username: str | None = None, *, started: bool = False, get_updates_ok: bool = False,
-         delivery_tick: bool = False) -> None:
+def beat(
+    name: str,
+    username: str | None = None,
+    *,
+    started: bool = False,
+    get_updates_ok: bool = False,
+    delivery_tick: bool = False,
+) -> None:
     """Record that bot `name` ('customer', 'horeca') is alive, and what it just did. Own transaction."""
     now = utcnow()
-    try:
-        row = db.session.get(BotHeartbeat, name, with_for_update=True)
+    with transaction() as session:
+        row = session.get(BotHeartbeat, name, with_for_update=True)
         if row is None:
             row = BotHeartbeat(name=name)
-            db.session.add(row)
+            session.add(row)
         row.last_seen = now
         row.pid = os.getpid()
         row.hostname = socket.gethostname()
@@ -28,7 +35,3 @@ def beat(name: str, username: str | None = None, *, started: bool = False, get_u
             row.last_get_updates_ok = now
         if delivery_tick:
             row.last_delivery_tick = now
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise

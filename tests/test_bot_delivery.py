@@ -219,6 +219,20 @@ def test_5xx_is_retried_with_backoff_until_it_goes_through(app, emulator):
     assert rows(app)[row].state == "sent" and rows(app)[row].attempts == 3
 
 
+def test_the_backoff_doubles_with_jitter_up_to_its_maximum_and_the_last_wait_ends_at_the_deadline(app):
+    eng = engine(app, backoff_base=1.0, backoff_max=60.0, retry_deadline=300)
+    try:
+        for attempts, ceiling in [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (1000, 60)]:
+            waits = [eng._backoff(attempts) for _ in range(50)]
+            assert all(ceiling / 2 <= w <= ceiling for w in waits), (attempts, waits)
+        now = utcnow()
+        assert eng.retry.delay(now - timedelta(seconds=10), now, 5.0) == 5.0
+        assert eng.retry.delay(now - timedelta(seconds=290), now, 50.0) == pytest.approx(10.0)
+        assert eng.retry.delay(now - timedelta(seconds=300), now, 1.0) is None
+    finally:
+        eng.close()
+
+
 def test_retries_stop_at_the_deadline(app, emulator):
     link(app, emulator, 616)
     emulator.faults("502_html", bot=BOT, method="sendMessage", probability=1.0)

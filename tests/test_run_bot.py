@@ -40,3 +40,43 @@ def test_refuses_an_unusable_setting(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "DELIVERY_WORKERS" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("DELIVERY_WORKERS", "eight"), ("POLL_TIMEOUT_SECONDS", "99"), ("TELEGRAM_REQUEST_TIMEOUT_SECONDS", "soon")],
+)
+def test_refuses_a_malformed_bot_setting_in_one_line_naming_it(tmp_path, variable, value):
+    result = start(tmp_path, TELEGRAM_BOT_TOKEN="123:abcdefghijklmnopqrstuvwxyz0123456789", **{variable: value})
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("run_bot.py: ") and variable in line
+    assert not (tmp_path / "never-created.db").exists()
+
+
+@pytest.mark.parametrize(("webhooks", "staff_bot"), [(True, True), (False, False)])
+def test_every_job_of_the_bot_process_is_registered_in_one_place(tmp_path, webhooks, staff_bot):
+    """run_bot.schedule_jobs: delivery always; webhooks when BACKEND_WEBHOOK_URL is set; summaries with the staff bot."""
+    import threading
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    import run_bot
+    from bot.settings import BotSettings
+    from bot.workers.telegram import Delivery
+    from config import Config
+    from webapp import create_app
+
+    hook = {"BACKEND_WEBHOOK_URL": "https://backend.example/hooks"} if webhooks else {}
+    app = create_app(Config(DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.db'}", LOG_LEVEL="WARNING", **hook), web=False)
+    settings = BotSettings.from_config(app.config)
+    engine = Delivery(app, {}, settings, threading.Event())
+    scheduler = BackgroundScheduler()
+    try:
+        run_bot.schedule_jobs(scheduler, app, engine, settings, threading.Event(), staff_bot=staff_bot)
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+    finally:
+        engine.close()
+    expected = {"delivery"} | ({"webhooks"} if webhooks else set()) | ({"staff_summaries"} if staff_bot else set())
+    assert set(jobs) == expected
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())

@@ -18,9 +18,10 @@ import pytest
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from bot.workers import webhooks
 from config import Config, ConfigError
 from models import Order, WebhookEvent, db, utcnow
-from services import customers, events, linking, orders, webhooks
+from services import customers, events, linking, orders
 from tests.conftest import ApiClient
 from tests.support import databases
 from webapp import create_app
@@ -269,8 +270,8 @@ def test_a_failing_receiver_is_retried_with_the_same_id_and_growing_backoff(hook
 
 
 def test_the_backoff_is_capped_at_an_hour():
-    assert all(0.8 * 3600 <= webhooks.backoff(n) <= 1.2 * 3600 for n in (11, 12, 30, 1000))
-    assert 4 <= webhooks.backoff(1) <= 6
+    assert all(0.8 * 3600 <= webhooks.RETRY.backoff(n) <= 1.2 * 3600 for n in (11, 12, 30, 1000))
+    assert 4 <= webhooks.RETRY.backoff(1) <= 6
 
 
 @pytest.mark.parametrize("status", [500, 503, 404, 429, 302])
@@ -316,7 +317,7 @@ def test_a_receiver_that_is_down_is_retried_and_no_credentials_are_recorded(data
     app = make_app(database_url, BACKEND_WEBHOOK_URL=url, WEBHOOK_SECRET=SECRET)
     try:
         queue_event(app)
-        with caplog.at_level(logging.WARNING, logger="services.webhooks"):
+        with caplog.at_level(logging.WARNING, logger="bot.workers.webhooks"):
             assert webhooks.deliver_due(app) == 1
         (event,) = stored(app)
         assert (event.state, event.attempts) == ("pending", 1)
@@ -427,6 +428,24 @@ def test_a_tick_told_to_stop_sends_nothing_more_and_gives_the_rest_back(hook_app
     assert webhooks.deliver_due(hook_app, stop=stop) == 0
     assert [(e.state, e.attempts, e.claimed_at) for e in stored(hook_app)] == [("pending", 0, None)] * 3
     assert webhooks.deliver_due(hook_app) == 3  # the next process sends them at once
+
+
+def test_the_scheduler_job_logs_a_failing_tick_goes_on_and_stops_when_told(hook_app, receiver, caplog):
+    queue_event(hook_app)
+    stop = threading.Event()
+    tick = webhooks.webhook_job(hook_app, stop)
+    hook_app.config["WEBHOOK_SECRET"] = "not-a-whsec-secret"  # this tick fails before claiming anything
+    with caplog.at_level(logging.ERROR):
+        assert tick() == 0
+    assert "webhook delivery failed; the next run tries again" in caplog.text
+    assert "not-a-whsec-secret" not in caplog.text
+    assert [(e.state, e.claimed_at) for e in stored(hook_app)] == [("pending", None)]
+
+    hook_app.config["WEBHOOK_SECRET"] = SECRET
+    assert tick() == 1 and len(receiver.received) == 1
+    queue_event(hook_app, {"telegram_user_id": 2})
+    stop.set()  # the bot process got SIGTERM: the job starts no tick
+    assert tick() == 0 and len(receiver.received) == 1
 
 
 def test_concurrent_ticks_never_send_the_same_event_twice(hook_app, receiver):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import random
 import socket
 import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from flask import Flask
 from telebot import TeleBot
@@ -28,6 +28,7 @@ from bot.rendered import NoRenderer
 from bot.settings import BotSettings
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
+from bot.workers.common import RetryPolicy, scheduled
 from models import utcnow
 from services import delivery, heartbeat, status_card
 from services.delivery import Job, Sent
@@ -60,6 +61,15 @@ class Delivery:
         self.limiters = {name: RateLimiter(settings.global_rate, settings.per_chat_rate) for name in self.bots}
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="delivery")
         self.recorder = Recorder(app)
+        # Half of base·2^(n-1) (capped) plus up to as much again; the last attempt happens at the deadline.
+        self.retry = RetryPolicy(
+            base=settings.backoff_base,
+            cap=settings.backoff_max,
+            deadline=settings.retry_deadline,
+            jitter_low=0.5,
+            jitter_high=1.0,
+        )
+        self._tick_job = scheduled(app, "delivery tick", self._tick)
         self._next_sweep = 0.0
         self._strip_after: dict[int, float] = {}  # row id → no new attempt to remove its keyboard before this
         self._last_beat = 0.0
@@ -68,17 +78,13 @@ class Delivery:
     # --- the scheduler job -------------------------------------------------------------------------
 
     def tick(self) -> int:
-        """Deliver everything that is due (the APScheduler job); returns how many rows were attempted."""
-        try:
-            return self._tick()
-        except Exception:
-            log.exception("delivery tick failed; the next tick tries again")
-            return 0
+        """Deliver everything that is due (the scheduler job); returns how many rows were attempted."""
+        return self._tick_job()
 
     def _tick(self) -> int:
         self._beat()
         target = max(self.settings.batch_size, self.settings.workers * 2)
-        inflight: set[Future] = set()
+        inflight: set[Future[Any]] = set()
         attempted = 0
         while True:
             if time.monotonic() >= self._next_sweep and not self.stop.is_set():
@@ -160,8 +166,12 @@ class Delivery:
             return None
         try:
             message = bot.send_message(
-                job.chat_id, rendered.text, parse_mode=PARSE_MODE, reply_markup=rendered.markup,
-                link_preview_options=self._link_preview, timeout=self.settings.request_timeout,
+                job.chat_id,
+                rendered.text,
+                parse_mode=PARSE_MODE,
+                reply_markup=rendered.markup,
+                link_preview_options=self._link_preview,
+                timeout=self.settings.request_timeout,  # type: ignore[arg-type]  # telebot's int; requests takes a float
             )
         except Exception as exc:  # noqa: BLE001 - every failure is sorted by classify()
             self._failed(job, limiter, classify(exc))
@@ -209,12 +219,13 @@ class Delivery:
 
     def _retry(self, job: Job, reason: str, delay: float) -> None:
         """Try again after `delay`, or give up once the retry deadline has passed."""
-        elapsed = (utcnow() - job.first_attempt_at).total_seconds()
-        left = self.settings.retry_deadline - elapsed
-        if left <= 0:
+        now = utcnow()
+        wait = self.retry.delay(job.first_attempt_at, now, delay)
+        if wait is None:
+            elapsed = (now - job.first_attempt_at).total_seconds()
             self._fail(job, f"gave up after {job.attempts} attempts in {elapsed:.0f} s: {reason}")
             return
-        delay = min(delay, left)  # the last attempt happens at the deadline
+        delay = wait
         log.warning("outbox row %s attempt %d failed (%s); retrying in %.1f s", job.id, job.attempts, reason, delay)
         with self.app.app_context():
             delivery.record_retry(job.id, self.worker, reason, delay)
@@ -227,9 +238,8 @@ class Delivery:
             self._strip(ref)
 
     def _backoff(self, attempts: int) -> float:
-        """Exponential backoff with jitter: half of base·2^(n-1) (capped) plus up to as much again."""
-        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** max(attempts - 1, 0))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        """Seconds to wait after the `attempts`-th failure (`self.retry`'s backoff)."""
+        return self.retry.backoff(attempts)
 
     # --- keyboards that must go ---------------------------------------------------------------------
 
@@ -292,7 +302,7 @@ class Recorder:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Sent, threading.Event, list[BaseException | None]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="delivery-recorder", daemon=True)
         self._thread.start()
 
