@@ -1,4 +1,9 @@
-"""Orders and their status updates: record a status change, read an order, request a cancel."""
+"""Orders and their status updates: record a status change, read an order, request a cancel.
+
+Recording a status has two paths with one outcome: PostgreSQL's one statement (`services/orders_pg.py`),
+and the general path here, which SQLite always takes and PostgreSQL when the one statement cannot decide.
+Both take the statuses, the dedup key and the cancel rule from `services/order_status.py`.
+"""
 
 from __future__ import annotations
 
