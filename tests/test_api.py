@@ -22,17 +22,6 @@ def link(api, user_id: int = 1001) -> str:
     return code
 
 
-@pytest.fixture(params=["one statement", "general path"])
-def status_path(request, monkeypatch):
-    """On PostgreSQL a status change is recorded in one statement, with the general path (the only one on
-    SQLite) as its fallback: run the status tests through each."""
-    if request.param == "general path":
-        from services import orders
-
-        monkeypatch.setattr(orders, "_record_status_in_one_statement", lambda *args: None)
-    return request.param
-
-
 def push(api, status: str, user_id: int = 1001, order_id: str = "A-1", horeca_id: str = "cafe-1", **extra):
     return api.post(
         "/provide_message_to_user/",
@@ -186,70 +175,7 @@ def test_subscribe_status_reports_a_blocked_user(api, app):
 # --- statuses and orders ----------------------------------------------------------------------------
 
 
-def test_status_updates_are_queued_and_visible_on_the_order(api, spec, status_path):
-    link(api)
-    first = push(api, "created", text="Латте, 2 шт.")
-    assert first.status_code == 202
-    check_response(spec, "/provide_message_to_user/", "post", first)
-    assert first.get_json()["delivery"] == "pending"
-    push(api, "accepted")
-
-    order = api.get("/orders/cafe-1/A-1")
-    assert order.status_code == 200
-    check_response(spec, "/orders/{horeca_id}/{order_id}", "get", order)
-    body = order.get_json()
-    assert body["status"] == "accepted" and body["user_id"] == 1001
-    assert body["cancel_requested"] is False and body["cancel_requested_at"] is None
-    assert [u["status"] for u in body["updates"]] == ["created", "accepted"]
-    assert [u["delivery"] for u in body["updates"]] == ["pending", "pending"]
-    assert body["updates"][0]["update_id"] == first.get_json()["update_id"]
-
-
-def test_the_same_status_twice_queues_nothing(api, status_path):
-    link(api)
-    first = push(api, "created")
-    again = push(api, "created")
-    assert again.status_code == 200
-    assert again.get_json()["update_id"] == first.get_json()["update_id"]
-    assert len(api.get("/orders/cafe-1/A-1").get_json()["updates"]) == 1
-
-
-def test_order_ids_are_per_horeca_and_owned_by_one_user(api, status_path):
-    link(api, 1)
-    link(api, 2)
-    assert push(api, "created", user_id=1, horeca_id="cafe-1").status_code == 202
-    assert push(api, "created", user_id=2, horeca_id="cafe-2").status_code == 202  # same order id, other cafe
-    clash = push(api, "accepted", user_id=2, horeca_id="cafe-1")
-    assert clash.status_code == 409 and clash.get_json()["error"] == "order_user_mismatch"
-
-
-def test_a_status_going_backwards_never_reopens_the_cancel(api, status_path):
-    link(api)
-    for status in ("created", "preparing", "ready"):
-        push(api, status)
-    assert push(api, "accepted").status_code == 202
-    body = api.get("/orders/cafe-1/A-1").get_json()
-    assert body["status"] == "accepted"
-    assert body["cancellable"] is False
-    assert [u["status"] for u in body["updates"]] == ["created", "preparing", "ready", "accepted"]
-
-
-def test_status_for_an_unknown_user_is_404(api, spec, status_path):
-    response = push(api, "created", user_id=999)
-    assert response.status_code == 404 and response.get_json()["error"] == "unknown_user"
-    check_response(spec, "/provide_message_to_user/", "post", response)
-    assert api.get("/orders/cafe-1/A-1").status_code == 404
-
-
-def test_status_for_a_blocked_user_is_recorded_blocked(api, app, status_path):
-    link(api)
-    from services import customers
-
-    with app.app_context():
-        customers.mark_blocked(1001, True)
-    response = push(api, "created")
-    assert response.status_code == 202 and response.get_json()["delivery"] == "blocked"
-    assert api.get("/orders/cafe-1/A-1").get_json()["updates"][0]["delivery"] == "blocked"
+# Recording a status, through each path: tests/test_record_status.py.
 
 
 def test_unknown_order_is_404(api, spec):
@@ -419,40 +345,6 @@ def test_reads_do_not_wait_for_a_writer_on_sqlite(api, database_url):
     finally:
         writer.execute("ROLLBACK")
         writer.close()
-
-
-def test_concurrent_requests_queue_each_status_once(api, status_path):
-    """The backend retries, or two of its workers send the same change at once: one message per status."""
-    import threading
-
-    link(api, 1001)
-    answers: list[tuple[str, str, int, int]] = []
-
-    def send(order_id: str, status: str, start: threading.Barrier) -> None:
-        start.wait()
-        response = push(api, status, order_id=order_id)
-        answers.append((order_id, status, response.status_code, response.get_json()["update_id"]))
-
-    def race(*requests: tuple[str, str]) -> None:
-        start = threading.Barrier(len(requests))
-        threads = [threading.Thread(target=send, args=(*r, start)) for r in requests]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-    for k in range(8):
-        race(*[(f"R-{k}", "created")] * 6)  # a new order, six times at once
-        race(*[(f"R-{k}", s) for s in ("accepted", "preparing", "ready")] * 2)  # then three statuses, twice each
-    assert len(answers) == 8 * 12
-    for k in range(8):
-        order = api.get(f"/orders/cafe-1/R-{k}").get_json()
-        assert sorted(u["status"] for u in order["updates"]) == ["accepted", "created", "preparing", "ready"]
-        for status in ("created", "accepted", "preparing", "ready"):
-            mine = [a for a in answers if a[0] == f"R-{k}" and a[1] == status]
-            assert sorted(code for _, _, code, _ in mine) == [200] * (len(mine) - 1) + [202]
-            assert {update_id for *_, update_id in mine} == {u["update_id"] for u in order["updates"] if u["status"] == status}
-        assert order["cancellable"] is False  # ready was among them, whatever the order they landed in
 
 
 # --- the database connection ------------------------------------------------------------------------------
