@@ -66,7 +66,7 @@ def ensure_horeca(horeca_id: str, name: str | None = None) -> Horeca:
     return row
 
 
-def issue_code(horeca_id: str, name: str | None = None) -> linking.IssuedCode:
+def issue_code(horeca_id: str, name: str | None = None, *, ttl_seconds: int = linking.DEFAULT_TTL_SECONDS) -> linking.IssuedCode:
     """A one-time code that makes whoever opens the staff bot with it staff of `horeca_id`."""
     try:
         ensure_horeca(horeca_id, name)
@@ -74,7 +74,7 @@ def issue_code(horeca_id: str, name: str | None = None) -> linking.IssuedCode:
     except Exception:
         db.session.rollback()
         raise
-    return linking.issue(purpose="staff", horeca_id=horeca_id)
+    return linking.issue(purpose="staff", horeca_id=horeca_id, ttl_seconds=ttl_seconds)
 
 
 def membership(horeca_id: str, telegram_user_id: int, lock: bool = False) -> StaffMember | None:
