@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from database import read_only
-from models import db
+from database import reading, transaction
 from services import customers, orders
 
 
@@ -34,26 +33,17 @@ def _lines(telegram_user_id: int) -> list[OrderLine]:
 
 def greet(telegram_user_id: int, chat_id: int, profile: customers.Profile | None = None) -> Greeting:
     """The user talks to the bot: refresh their profile, take them back if they had blocked it. Own transaction."""
-    try:
+    with transaction():
         customer = customers.find(telegram_user_id)
         if customer is None or customer.linked_at is None:
-            db.session.rollback()
             return Greeting(linked=False, orders=[])
         customers.get_or_create(telegram_user_id, chat_id, profile)
         if customer.is_blocked:
             customers.set_blocked(customer, False)  # writing to the bot means they are back
-        lines = _lines(telegram_user_id)
-        db.session.commit()
-        return Greeting(linked=True, orders=lines)
-    except Exception:
-        db.session.rollback()
-        raise
+        return Greeting(linked=True, orders=_lines(telegram_user_id))
 
 
-@read_only()
 def order_lines(telegram_user_id: int) -> list[OrderLine]:
     """The user's active orders, oldest first; read-only."""
-    try:
+    with reading():
         return _lines(telegram_user_id)
-    finally:
-        db.session.rollback()

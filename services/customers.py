@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from database import single_statement
-from models import Customer, db, iso, utcnow
+from database import single_statement, transaction
+from models import Customer, db, utcnow
 from services import events
 
 
@@ -70,13 +71,22 @@ def set_blocked(customer: Customer, blocked: bool, deactivated: bool = False) ->
 
 def mark_blocked(telegram_user_id: int, blocked: bool, deactivated: bool = False) -> bool:
     """Own-transaction form of `set_blocked` for a Telegram user id; False when the user is unknown."""
-    customer = find(telegram_user_id)
-    if customer is None:
-        db.session.rollback()
-        return False
-    changed = set_blocked(customer, blocked, deactivated)
-    db.session.commit()
-    return changed
+    with transaction():
+        customer = find(telegram_user_id)
+        return customer is not None and set_blocked(customer, blocked, deactivated)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Whether the backend can reach a user through the bot (GET /subscribe-status)."""
+
+    user_id: int
+    known: bool  # linked the bot
+    subscribed: bool  # linked and has not blocked it
+    is_bot_blocked: bool
+    is_deactivated: bool
+    linked_at: datetime | None
+    state_changed_at: datetime | None
 
 
 _SUBSCRIBE = select(Customer.linked_at, Customer.is_blocked, Customer.is_deactivated, Customer.state_changed_at).where(
@@ -84,18 +94,18 @@ _SUBSCRIBE = select(Customer.linked_at, Customer.is_blocked, Customer.is_deactiv
 )
 
 
-def subscribe_status(telegram_user_id: int) -> dict:
+def subscribe_status(telegram_user_id: int) -> Subscription:
     """Whether the backend can reach this user through the bot."""
     # The hottest read of the API: four columns, one statement, no session transaction around it.
     row = single_statement(db.engine, _SUBSCRIBE, {"user_id": telegram_user_id})
     linked_at, blocked, deactivated, state_changed_at = row if row is not None else (None, False, False, None)
     linked = linked_at is not None
-    return {
-        "user_id": telegram_user_id,
-        "known": linked,
-        "subscribed": linked and not blocked,
-        "is_bot_blocked": bool(blocked),
-        "is_deactivated": bool(deactivated),
-        "linked_at": iso(linked_at),
-        "state_changed_at": iso(state_changed_at or linked_at),
-    }
+    return Subscription(
+        user_id=telegram_user_id,
+        known=linked,
+        subscribed=linked and not blocked,
+        is_bot_blocked=bool(blocked),
+        is_deactivated=bool(deactivated),
+        linked_at=linked_at,
+        state_changed_at=state_changed_at or linked_at,
+    )

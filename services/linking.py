@@ -8,13 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
-from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from database import read_only
+from database import reading, transaction
 from models import CodeAttempt, VerificationCode, db, utcnow
 from services import customers, events
 from services.errors import Conflict, Invalid, NotFound
@@ -25,6 +24,7 @@ GENERATED_LENGTH = 10  # 10 * log2(31) ≈ 49.5 bits from `secrets`
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # a valid Telegram /start payload
 MAX_WRONG_CODES = 5
 WRONG_CODE_WINDOW = timedelta(minutes=15)
+DEFAULT_TTL_SECONDS = 600  # config.Config's CODE_TTL_SECONDS default; the API passes the configured one
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,13 @@ class Claim:
     newly_linked: bool  # False when the same user claimed it before
 
 
+class Verification(NamedTuple):
+    """A live customer code as issued, and who claimed it (None while pending)."""
+
+    code: str
+    user_id: int | None
+
+
 def normalize(code: str) -> str:
     """The form codes are compared in: trimmed, upper case."""
     return code.strip().upper()
@@ -53,23 +60,28 @@ def generate() -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(GENERATED_LENGTH))
 
 
-def issue(code: str | None = None, purpose: str = "customer", horeca_id: str | None = None) -> IssuedCode:
-    """Issue a new code (or register the backend's own); Conflict if it exists."""
+def issue(
+    code: str | None = None,
+    purpose: str = "customer",
+    horeca_id: str | None = None,
+    *,
+    ttl_seconds: int = DEFAULT_TTL_SECONDS,
+) -> IssuedCode:
+    """Issue a new code valid for `ttl_seconds` (or register the backend's own); Conflict if it exists."""
     if code is not None and not CODE_PATTERN.match(code):
         raise Invalid("code must be 8 to 64 characters of A-Z, a-z, 0-9, _ and -", "invalid_code")
     now = utcnow()
-    expires_at = now + timedelta(seconds=current_app.config["CODE_TTL_SECONDS"])
+    expires_at = now + timedelta(seconds=ttl_seconds)
     for _ in range(5):
         value = code if code is not None else generate()
         row = VerificationCode(
             code=value, code_norm=normalize(value), purpose=purpose, horeca_id=horeca_id, created_at=now, expires_at=expires_at
         )
-        db.session.add(row)
         try:
-            db.session.commit()
+            with transaction() as session:
+                session.add(row)
             return IssuedCode(code=value, expires_at=expires_at)
         except IntegrityError:
-            db.session.rollback()
             if code is not None:
                 raise Conflict("this code already exists; issue another one", "code_exists") from None
     raise Conflict("could not issue a unique code, try again", "code_exists")  # pragma: no cover
@@ -85,20 +97,16 @@ def _live_code(code: str, purpose: str, lock: bool = False) -> VerificationCode:
     return row
 
 
-@read_only()
-def verification_status(code: str) -> tuple[str, int | None]:
-    """(code as issued, the claiming user's id or None while pending); NotFound if unknown or expired."""
-    try:
+def verification_status(code: str) -> Verification:
+    """The code as issued and the claiming user's id (None while pending); NotFound if unknown or expired."""
+    with reading():
         row = _live_code(code, "customer")
-        result = (row.code, row.claimed_by)
-    finally:
-        db.session.rollback()
-    return result
+        return Verification(row.code, row.claimed_by)
 
 
 def claim(code: str, telegram_user_id: int, chat_id: int | None = None, profile: customers.Profile | None = None) -> Claim:
     """A Telegram user claims a customer code: links the user, exactly once. Used by the API and the bot."""
-    try:
+    with transaction():
         row = _live_code(code, "customer", lock=True)
         if row.claimed_by is not None and row.claimed_by != telegram_user_id:
             raise Conflict("this code was already used by another Telegram user", "code_already_claimed")
@@ -114,11 +122,7 @@ def claim(code: str, telegram_user_id: int, chat_id: int | None = None, profile:
             customer.state_changed_at = now
         if customer.is_blocked and chat_id is not None:  # they are talking to the bot right now
             customers.set_blocked(customer, False)
-        db.session.commit()
         return Claim(code=row.code, user_id=telegram_user_id, newly_linked=newly)
-    except Exception:
-        db.session.rollback()
-        raise
 
 
 def claim_staff_code(code: str, telegram_user_id: int) -> VerificationCode:
@@ -135,25 +139,25 @@ def claim_staff_code(code: str, telegram_user_id: int) -> VerificationCode:
 def too_many_wrong_codes(telegram_user_id: int) -> bool:
     """True once a user typed MAX_WRONG_CODES wrong codes within the window."""
     since = utcnow() - WRONG_CODE_WINDOW
-    count = db.session.scalar(
-        select(func.count())
-        .select_from(CodeAttempt)
-        .where(CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at > since)
-    )
-    db.session.rollback()
+    with reading() as session:
+        count = session.scalar(
+            select(func.count())
+            .select_from(CodeAttempt)
+            .where(CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at > since)
+        )
     return (count or 0) >= MAX_WRONG_CODES
 
 
 def record_wrong_code(telegram_user_id: int) -> None:
     """Count one wrong code, and forget attempts older than the window."""
     now = utcnow()
-    db.session.execute(
-        delete(CodeAttempt).where(
-            CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at <= now - WRONG_CODE_WINDOW
+    with transaction() as session:
+        session.execute(
+            delete(CodeAttempt).where(
+                CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at <= now - WRONG_CODE_WINDOW
+            )
         )
-    )
-    db.session.add(CodeAttempt(telegram_user_id=telegram_user_id, created_at=now))
-    db.session.commit()
+        session.add(CodeAttempt(telegram_user_id=telegram_user_id, created_at=now))
 
 
 class Typed(StrEnum):

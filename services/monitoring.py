@@ -8,22 +8,27 @@ process (see `DeliveryLatency`). Functions end their read transaction before ret
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, select, text
 
-from models import BotHeartbeat, OutboxMessage, WebhookEvent, db, iso, utcnow
+from database import reading
+from models import BotHeartbeat, OutboxMessage, OutboxState, WebhookEvent, WebhookState, db, utcnow
 from services.outbox_admin import REQUEUED_NOTE
 
-OUTBOX_STATES = ("pending", "sending", "sent", "failed", "blocked")
-OUTBOX_UNDELIVERED = ("pending", "sending")
-OUTBOX_NOT_SENT = (*OUTBOX_UNDELIVERED, "failed", "blocked")
-WEBHOOK_STATES = ("pending", "sent", "failed")
+log = logging.getLogger(__name__)
+
+OUTBOX_STATES: tuple[str, ...] = tuple(OutboxState)
+OUTBOX_UNDELIVERED: tuple[str, ...] = (OutboxState.PENDING, OutboxState.SENDING)
+OUTBOX_NOT_SENT: tuple[str, ...] = (*OUTBOX_UNDELIVERED, OutboxState.FAILED, OutboxState.BLOCKED)
+WEBHOOK_STATES: tuple[str, ...] = tuple(WebhookState)
 # Upper bounds (seconds) of the delivery latency buckets: the job runs every second, retries back off to minutes.
 LATENCY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
 REQUEUED_PREFIX = REQUEUED_NOTE.split(" at ", 1)[0]
@@ -36,12 +41,18 @@ def age_seconds(then: datetime | None, now: datetime) -> float | None:
 # --- the bot's heartbeat ----------------------------------------------------------------------------
 
 
+class BotState(StrEnum):
+    OK = "ok"
+    STALE = "stale"  # silent for longer than the stale limit
+    NEVER_SEEN = "never_seen"  # never wrote a heartbeat
+
+
 @dataclass(frozen=True)
 class BotStatus:
     """One bot's liveness as the web app sees it: ok, stale (silent too long) or never_seen."""
 
     name: str
-    status: str
+    status: BotState
     last_seen: datetime | None = None
     seconds_since: float | None = None
     username: str | None = None
@@ -51,18 +62,7 @@ class BotStatus:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "last_seen": iso(self.last_seen),
-            "seconds_since": self.seconds_since,
-            "username": self.username,
-            "started_at": iso(self.started_at),
-            "last_get_updates_ok": iso(self.last_get_updates_ok),
-            "last_delivery_tick": iso(self.last_delivery_tick),
-        }
+        return self.status == BotState.OK
 
 
 def expected_bots(config: Mapping[str, Any]) -> list[str]:
@@ -73,20 +73,18 @@ def expected_bots(config: Mapping[str, Any]) -> list[str]:
 def bot_statuses(stale_after: float, expected: Iterable[str] = ("customer",)) -> dict[str, BotStatus]:
     """Every bot that wrote a heartbeat, plus the `expected` ones (never_seen when they have not)."""
     now = utcnow()
-    try:
-        rows = {row.name: row for row in db.session.scalars(select(BotHeartbeat))}
-    finally:
-        db.session.rollback()
+    with reading() as session:
+        rows = {row.name: row for row in session.scalars(select(BotHeartbeat))}
     result = {}
     for name in dict.fromkeys([*expected, *sorted(rows)]):
         row = rows.get(name)
         if row is None or row.last_seen is None:
-            result[name] = BotStatus(name, "never_seen", username=row.username if row else None)
+            result[name] = BotStatus(name, BotState.NEVER_SEEN, username=row.username if row else None)
             continue
         since = age_seconds(row.last_seen, now)
         result[name] = BotStatus(
             name,
-            "ok" if since is not None and since <= stale_after else "stale",
+            BotState.OK if since is not None and since <= stale_after else BotState.STALE,
             last_seen=row.last_seen,
             seconds_since=since,
             username=row.username,
@@ -95,6 +93,56 @@ def bot_statuses(stale_after: float, expected: Iterable[str] = ("customer",)) ->
             last_delivery_tick=row.last_delivery_tick,
         )
     return result
+
+
+# --- what /healthz reports ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    """The database's state and, when it answers, the bots' heartbeats and both backlogs."""
+
+    database: str  # "ok", "unreachable: <error>" (cannot connect), "error: <error>" (e.g. not migrated)
+    bots: dict[str, BotStatus] = field(default_factory=dict)
+    expected: tuple[str, ...] = ()  # the bots the bot process should run
+    outbox: OutboxBacklog | None = None
+    webhooks: WebhookBacklog | None = None
+
+    @property
+    def serving(self) -> bool:
+        """The web app can serve: its database answers."""
+        return self.database == "ok"
+
+    @property
+    def bots_alive(self) -> bool:
+        """Every expected bot wrote a heartbeat recently (False when the database is down)."""
+        return self.serving and all(self.bots[name].ok for name in self.expected)
+
+
+def _database_status() -> str:
+    try:
+        with reading() as session:
+            session.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot reach the database"
+        log.warning("health check: database unreachable: %s", type(exc).__name__)
+        return f"unreachable: {type(exc).__name__}"
+
+
+def health(stale_after: float, expected: Iterable[str]) -> Health:
+    """Everything /healthz reports, in read transactions; never raises for a database that is down or not migrated."""
+    database = _database_status()
+    if database != "ok":
+        return Health(database)
+    expected = tuple(expected)
+    try:
+        bots = bot_statuses(stale_after, expected)
+        outbox = outbox_backlog()
+        webhooks = webhook_backlog()
+    except Exception as exc:  # noqa: BLE001 - e.g. the schema is not migrated: this app cannot serve
+        log.warning("health check: database query failed: %s", type(exc).__name__)
+        return Health(f"error: {type(exc).__name__}")
+    return Health("ok", bots, expected, outbox, webhooks)
 
 
 # --- backlog ------------------------------------------------------------------------------------------
@@ -107,23 +155,12 @@ class OutboxBacklog:
     failed: int
     blocked: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "pending": self.pending,
-            "oldest_pending_age_seconds": self.oldest_pending_age_seconds,
-            "failed": self.failed,
-            "blocked": self.blocked,
-        }
-
 
 @dataclass(frozen=True)
 class WebhookBacklog:
     pending: int
     oldest_pending_age_seconds: float | None
     failed: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"pending": self.pending, "oldest_pending_age_seconds": self.oldest_pending_age_seconds, "failed": self.failed}
 
 
 def _counts(model: Any, states: Iterable[str] | None = None) -> dict[str, int]:
@@ -141,28 +178,24 @@ def _oldest(model: Any, states: Iterable[str]) -> datetime | None:
 def outbox_backlog() -> OutboxBacklog:
     """What the bot process still has to deliver, and what it gave up on."""
     now = utcnow()
-    try:
-        counts = _counts(OutboxMessage, (*OUTBOX_UNDELIVERED, "failed", "blocked"))
+    with reading():
+        counts = _counts(OutboxMessage, OUTBOX_NOT_SENT)
         oldest = _oldest(OutboxMessage, OUTBOX_UNDELIVERED)
-    finally:
-        db.session.rollback()
     return OutboxBacklog(
         pending=sum(counts.get(s, 0) for s in OUTBOX_UNDELIVERED),
         oldest_pending_age_seconds=age_seconds(oldest, now),
-        failed=counts.get("failed", 0),
-        blocked=counts.get("blocked", 0),
+        failed=counts.get(OutboxState.FAILED, 0),
+        blocked=counts.get(OutboxState.BLOCKED, 0),
     )
 
 
 def webhook_backlog() -> WebhookBacklog:
     """Webhook events not delivered yet (including those waiting for a retry), and those that failed for good."""
     now = utcnow()
-    try:
-        counts = _counts(WebhookEvent, ("pending", "failed"))
-        oldest = _oldest(WebhookEvent, ("pending",))
-    finally:
-        db.session.rollback()
-    return WebhookBacklog(counts.get("pending", 0), age_seconds(oldest, now), counts.get("failed", 0))
+    with reading():
+        counts = _counts(WebhookEvent, (WebhookState.PENDING, WebhookState.FAILED))
+        oldest = _oldest(WebhookEvent, (WebhookState.PENDING,))
+    return WebhookBacklog(counts.get(WebhookState.PENDING, 0), age_seconds(oldest, now), counts.get(WebhookState.FAILED, 0))
 
 
 # --- errors by code -------------------------------------------------------------------------------------
@@ -202,8 +235,8 @@ def _error_counts(model: Any, states: Iterable[str]) -> dict[tuple[str, str], in
         .group_by(model.state, model.last_error)
     )
     result: dict[tuple[str, str], int] = {}
-    for state, text, count in rows:
-        key = (state, error_code(text))
+    for state, last_error, count in rows:
+        key = (state, error_code(last_error))
         result[key] = result.get(key, 0) + count
     return result
 
@@ -225,8 +258,12 @@ class Histogram:
             self.buckets = [0] * len(self.bounds)
 
     def add(self, other: Histogram) -> Histogram:
-        return Histogram(self.bounds, [a + b for a, b in zip(self.buckets, other.buckets, strict=True)],
-                         self.count + other.count, self.total + other.total)
+        return Histogram(
+            self.bounds,
+            [a + b for a, b in zip(self.buckets, other.buckets, strict=True)],
+            self.count + other.count,
+            self.total + other.total,
+        )
 
 
 def _latency_seconds(dialect: str) -> Any:
@@ -239,7 +276,7 @@ def _aggregate(bounds: tuple[float, ...], above: int, up_to: int | None) -> tupl
     """Rows with `above` < id ≤ `up_to` (a primary key range), in one aggregate query: the latency histogram
     (sent_at − created_at) of the sent ones, and how many are not sent (OUTBOX_NOT_SENT)."""
     latency = _latency_seconds(db.session.get_bind().dialect.name)
-    sent = and_(OutboxMessage.state == "sent", OutboxMessage.sent_at.is_not(None))
+    sent = and_(OutboxMessage.state == OutboxState.SENT, OutboxMessage.sent_at.is_not(None))
     stmt = select(
         func.sum(case((sent, 1), else_=0)),
         func.sum(case((sent, latency), else_=0.0)),
@@ -278,9 +315,7 @@ class DeliveryLatency:
         """The histogram now; call inside the transaction that counted `not_sent_total` (rows in OUTBOX_NOT_SENT)."""
         with self._lock:
             newest = db.session.scalar(select(func.max(OutboxMessage.id))) or 0
-            oldest_open = db.session.scalar(
-                select(func.min(OutboxMessage.id)).where(OutboxMessage.state.in_(OUTBOX_UNDELIVERED))
-            )
+            oldest_open = db.session.scalar(select(func.min(OutboxMessage.id)).where(OutboxMessage.state.in_(OUTBOX_UNDELIVERED)))
             target = newest - self.margin
             if oldest_open is not None:
                 target = min(target, oldest_open - 1)
@@ -315,22 +350,20 @@ class Snapshot:
 def snapshot(latency: DeliveryLatency) -> Snapshot:
     """Read everything in one consistent transaction (REPEATABLE READ on PostgreSQL), then end it."""
     now = utcnow()
-    try:
-        db.session.rollback()
-        if db.session.get_bind().dialect.name == "postgresql":
-            db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    db.session.rollback()  # a fresh transaction, so that the isolation level below applies to all of it
+    with reading() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         # Index ranges only: "sent", by far the biggest state, is counted by the latency histogram.
         not_sent = {state: 0 for state in OUTBOX_NOT_SENT} | _counts(OutboxMessage, OUTBOX_NOT_SENT)
         histogram = latency.read(sum(not_sent.values()))
         webhook_states = {state: 0 for state in WEBHOOK_STATES} | _counts(WebhookEvent)
         return Snapshot(
-            outbox_states=not_sent | {"sent": histogram.count},
+            outbox_states=not_sent | {OutboxState.SENT: histogram.count},
             outbox_oldest_pending_age=age_seconds(_oldest(OutboxMessage, OUTBOX_UNDELIVERED), now),
-            outbox_errors=_error_counts(OutboxMessage, ("failed", *OUTBOX_UNDELIVERED)),
+            outbox_errors=_error_counts(OutboxMessage, (OutboxState.FAILED, *OUTBOX_UNDELIVERED)),
             latency=histogram,
             webhook_states=webhook_states,
-            webhook_oldest_pending_age=age_seconds(_oldest(WebhookEvent, ("pending",)), now),
-            webhook_errors=_error_counts(WebhookEvent, ("failed", "pending")),
+            webhook_oldest_pending_age=age_seconds(_oldest(WebhookEvent, (WebhookState.PENDING,)), now),
+            webhook_errors=_error_counts(WebhookEvent, (WebhookState.FAILED, WebhookState.PENDING)),
         )
-    finally:
-        db.session.rollback()

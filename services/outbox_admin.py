@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import String, func, literal, select, update
 
-from models import Order, OutboxMessage, WebhookEvent, db, iso, utcnow
+from database import reading, transaction
+from models import Order, OutboxMessage, OutboxState, WebhookEvent, WebhookState, iso, utcnow
 from services.errors import Invalid
 
 REQUEUED_NOTE = "requeued by an admin at {at}; last error: "
@@ -22,22 +23,22 @@ MAX_LIMIT = 500
 MAX_IDS = 1000
 
 # The filters a listing understands, and the states each one covers.
-OUTBOX_FILTERS: dict[str, tuple[str, ...] | None] = {
+OUTBOX_FILTERS: dict[str, tuple[OutboxState, ...] | None] = {
     "all": None,
-    "failed": ("failed",),
-    "blocked": ("blocked",),
-    "pending": ("pending", "sending"),
-    "sent": ("sent",),
+    "failed": (OutboxState.FAILED,),
+    "blocked": (OutboxState.BLOCKED,),
+    "pending": (OutboxState.PENDING, OutboxState.SENDING),
+    "sent": (OutboxState.SENT,),
 }
-WEBHOOK_FILTERS: dict[str, tuple[str, ...] | None] = {
+WEBHOOK_FILTERS: dict[str, tuple[WebhookState, ...] | None] = {
     "all": None,
-    "failed": ("failed",),
-    "pending": ("pending",),
-    "sent": ("sent",),
+    "failed": (WebhookState.FAILED,),
+    "pending": (WebhookState.PENDING,),
+    "sent": (WebhookState.SENT,),
 }
 # What a retry by id accepts: failed, and blocked outbox messages (the user may have come back).
-OUTBOX_RETRYABLE = ("failed", "blocked")
-WEBHOOK_RETRYABLE = ("failed",)
+OUTBOX_RETRYABLE: tuple[str, ...] = (OutboxState.FAILED, OutboxState.BLOCKED)
+WEBHOOK_RETRYABLE: tuple[str, ...] = (WebhookState.FAILED,)
 
 
 @dataclass(frozen=True)
@@ -56,23 +57,6 @@ class OutboxItem:
     next_attempt_at: datetime | None
     sent_at: datetime | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "bot": self.bot,
-            "chat_id": self.chat_id,
-            "horeca_id": self.horeca_id,
-            "order_id": self.order_id,
-            "status": self.status,
-            "state": self.state,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "created_at": iso(self.created_at),
-            "next_attempt_at": iso(self.next_attempt_at),
-            "sent_at": iso(self.sent_at),
-        }
-
 
 @dataclass(frozen=True)
 class WebhookItem:
@@ -86,27 +70,11 @@ class WebhookItem:
     next_attempt_at: datetime | None
     delivered_at: datetime | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "event_id": self.event_id,
-            "type": self.type,
-            "state": self.state,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "created_at": iso(self.created_at),
-            "next_attempt_at": iso(self.next_attempt_at),
-            "delivered_at": iso(self.delivered_at),
-        }
-
 
 @dataclass(frozen=True)
 class Skipped:
     id: int
     reason: str  # not_found, or the state the row is in (sent, pending, ...)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -114,11 +82,8 @@ class RetryResult:
     retried: list[int]
     skipped: list[Skipped]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"retried": self.retried, "skipped": [s.as_dict() for s in self.skipped]}
 
-
-def _check(state: str, filters: dict, limit: int) -> None:
+def _check(state: str, filters: dict[str, Any], limit: int) -> None:
     if state not in filters:
         raise Invalid(f"state must be one of {', '.join(filters)}", "invalid_state")
     if not 1 <= limit <= MAX_LIMIT:
@@ -137,17 +102,25 @@ def list_outbox(state: str = "failed", limit: int = 50) -> list[OutboxItem]:
     states = OUTBOX_FILTERS[state]
     if states is not None:
         stmt = stmt.where(OutboxMessage.state.in_(states))
-    try:
+    with reading() as session:
         return [
             OutboxItem(
-                id=m.id, kind=m.kind, bot=m.bot, chat_id=m.chat_id, horeca_id=horeca_id, order_id=order_id,
-                status=m.status, state=m.state, attempts=m.attempts, last_error=m.last_error, created_at=m.created_at,
-                next_attempt_at=m.next_attempt_at if m.state in ("pending", "sending") else None, sent_at=m.sent_at,
+                id=m.id,
+                kind=m.kind,
+                bot=m.bot,
+                chat_id=m.chat_id,
+                horeca_id=horeca_id,
+                order_id=order_id,
+                status=m.status,
+                state=m.state,
+                attempts=m.attempts,
+                last_error=m.last_error,
+                created_at=m.created_at,
+                next_attempt_at=m.next_attempt_at if m.state in (OutboxState.PENDING, OutboxState.SENDING) else None,
+                sent_at=m.sent_at,
             )
-            for m, horeca_id, order_id in db.session.execute(stmt)
+            for m, horeca_id, order_id in session.execute(stmt)
         ]
-    finally:
-        db.session.rollback()
 
 
 def list_webhooks(state: str = "failed", limit: int = 50) -> list[WebhookItem]:
@@ -157,20 +130,26 @@ def list_webhooks(state: str = "failed", limit: int = 50) -> list[WebhookItem]:
     states = WEBHOOK_FILTERS[state]
     if states is not None:
         stmt = stmt.where(WebhookEvent.state.in_(states))
-    try:
+    with reading() as session:
         return [
             WebhookItem(
-                id=e.id, event_id=e.event_id, type=e.type, state=e.state, attempts=e.attempts, last_error=e.last_error,
-                created_at=e.created_at, next_attempt_at=e.next_attempt_at if e.state == "pending" else None,
+                id=e.id,
+                event_id=e.event_id,
+                type=e.type,
+                state=e.state,
+                attempts=e.attempts,
+                last_error=e.last_error,
+                created_at=e.created_at,
+                next_attempt_at=e.next_attempt_at if e.state == WebhookState.PENDING else None,
                 delivered_at=e.delivered_at,
             )
-            for e in db.session.scalars(stmt)
+            for e in session.scalars(stmt)
         ]
-    finally:
-        db.session.rollback()
 
 
-def _requeue(model: Any, retryable: tuple[str, ...], ids: Iterable[int] | None, all_failed: bool) -> RetryResult:
+def _requeue(
+    model: Any, retryable: tuple[str, ...], failed: str, pending: str, ids: Iterable[int] | None, all_failed: bool
+) -> RetryResult:
     """Move the chosen rows back to pending in one transaction; rows in other states are skipped.
 
     Set-based (no ORM objects), so `all_failed` over many thousands of rows stays quick. The rows are locked
@@ -181,17 +160,17 @@ def _requeue(model: Any, retryable: tuple[str, ...], ids: Iterable[int] | None, 
     if len(wanted) > MAX_IDS:
         raise Invalid(f"at most {MAX_IDS} ids at once", "too_many_ids")
     now = utcnow()
-    try:
+    with transaction() as session:
         found: dict[int, str] = {}
         for chunk in _chunks(wanted):
-            rows = db.session.execute(select(model.id, model.state).where(model.id.in_(chunk)).with_for_update())
+            rows = session.execute(select(model.id, model.state).where(model.id.in_(chunk)).with_for_update())
             found.update((pk, state) for pk, state in rows)
         targets = [pk for pk in wanted if found.get(pk) in retryable]
         if all_failed:
-            failed = db.session.scalars(select(model.id).where(model.state == "failed").order_by(model.id).with_for_update())
-            targets = list(dict.fromkeys([*targets, *failed]))
+            every_failed = session.scalars(select(model.id).where(model.state == failed).order_by(model.id).with_for_update())
+            targets = list(dict.fromkeys([*targets, *every_failed]))
         values: dict[str, Any] = {
-            "state": "pending",
+            "state": pending,
             "attempts": 0,
             "next_attempt_at": now,
             "claimed_at": None,
@@ -200,28 +179,26 @@ def _requeue(model: Any, retryable: tuple[str, ...], ids: Iterable[int] | None, 
         if model is OutboxMessage:
             values.update(claimed_by=None, first_attempt_at=None)  # the retry deadline starts again
         for chunk in _chunks(targets):
-            db.session.execute(
-                update(model).where(model.id.in_(chunk), model.state.in_(retryable)).values(**values)
+            session.execute(
+                update(model)
+                .where(model.id.in_(chunk), model.state.in_(retryable))
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     skipped = [Skipped(pk, found.get(pk, "not_found")) for pk in wanted if found.get(pk) not in retryable]
     return RetryResult(sorted(targets), skipped)
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
     for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+        yield ids[start : start + size]
 
 
 def retry_outbox(ids: Iterable[int] | None = None, all_failed: bool = False) -> RetryResult:
     """Queue failed (or blocked) messages again by id, or every failed one."""
-    return _requeue(OutboxMessage, OUTBOX_RETRYABLE, ids, all_failed)
+    return _requeue(OutboxMessage, OUTBOX_RETRYABLE, OutboxState.FAILED, OutboxState.PENDING, ids, all_failed)
 
 
 def retry_webhooks(ids: Iterable[int] | None = None, all_failed: bool = False) -> RetryResult:
     """Queue failed webhook events again by id, or every failed one."""
-    return _requeue(WebhookEvent, WEBHOOK_RETRYABLE, ids, all_failed)
+    return _requeue(WebhookEvent, WEBHOOK_RETRYABLE, WebhookState.FAILED, WebhookState.PENDING, ids, all_failed)

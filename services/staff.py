@@ -110,11 +110,11 @@ def ensure_horeca(horeca_id: str, name: str | None = None) -> Horeca:
     return row
 
 
-def issue_code(horeca_id: str, name: str | None = None) -> linking.IssuedCode:
+def issue_code(horeca_id: str, name: str | None = None, *, ttl_seconds: int = linking.DEFAULT_TTL_SECONDS) -> linking.IssuedCode:
     """A one-time code that makes whoever opens the staff bot with it staff of `horeca_id`."""
     with transaction():
         ensure_horeca(horeca_id, name)
-    return linking.issue(purpose="staff", horeca_id=horeca_id)
+    return linking.issue(purpose="staff", horeca_id=horeca_id, ttl_seconds=ttl_seconds)
 
 
 def bot_username(configured: str | None) -> str | None:

@@ -261,6 +261,26 @@ def test_openapi_document_is_valid(spec):
     validate(spec)
 
 
+def test_non_ascii_values_come_back_as_sent(api, spec):
+    link(api)
+    recorded = push(api, "created", order_id="Заказ-1", horeca_id="Café Ümlaut")
+    check_response(spec, "/provide_message_to_user/", "post", recorded)
+    assert recorded.mimetype == "application/json"
+    assert recorded.get_json()["order_id"] == "Заказ-1" and recorded.get_json()["horeca_id"] == "Café Ümlaut"
+    order = api.get("/orders/Café Ümlaut/Заказ-1")
+    assert order.status_code == 200 and order.get_json()["order_id"] == "Заказ-1"
+
+
+def test_an_outcome_that_does_not_fit_its_response_model_is_a_500_not_a_400(app, api):
+    """A response model refusing what a service returned is a bug of ours, not the client's bad input."""
+    from webapp import schemas
+    from webapp.bodies import reply
+
+    app.add_url_rule("/broken", "broken", lambda: reply(schemas.ClaimedOut, {"code": "ABCDEFGH"}))
+    response = api.get("/broken")
+    assert response.status_code == 500 and response.get_json()["error"] == "internal_error"
+
+
 # --- found by the schemathesis fuzz test (tests/test_fuzz_api.py) -----------------------------------
 
 

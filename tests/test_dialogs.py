@@ -108,8 +108,7 @@ def test_a_used_staff_code_refuses_someone_else(ctx):
 
 
 def test_an_expired_staff_code_is_refused(ctx):
-    ctx.config["CODE_TTL_SECONDS"] = -1
-    code = staff.issue_code(CAFE).code
+    code = staff.issue_code(CAFE, ttl_seconds=-1).code
     with pytest.raises(NotFound):
         staff.join(code, BARISTA, BARISTA)
 

@@ -153,6 +153,16 @@ def test_webhook_backlog(database_url):
     assert webhooks == {"pending": 0, "oldest_pending_age_seconds": None, "failed": 2}
 
 
+def test_each_app_records_webhook_events_by_its_own_setting(database_url):
+    """Two apps in one process on one database, one with a webhook: only its claims queue events."""
+    hooked = own_app(database_url, BACKEND_WEBHOOK_URL="http://127.0.0.1:9/hook")
+    plain = ApiClient(create_app(databases.test_config(database_url)).test_client())  # created last: no webhook
+    link(hooked, 1001)
+    link(plain, 1002)
+    link(hooked, 1003)
+    assert plain.raw.get("/healthz").get_json()["webhooks"]["pending"] == 2
+
+
 # --- the database -----------------------------------------------------------------------------------------
 
 

@@ -6,14 +6,21 @@ import logging
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Flask, current_app
+from flask.json.provider import DefaultJSONProvider
 from flask_migrate import Migrate
 
 import database  # noqa: F401 - registers the engine listeners (SQLite locking, closed PostgreSQL connections)
 from config import BASE_DIR, Config
 from models import db
+from services import events
 
 migrate = Migrate()
+
+
+def webhook_configured() -> bool:
+    """Whether the app in use has a backend webhook (BACKEND_WEBHOOK_URL): services record events only then."""
+    return bool(current_app.config.get("BACKEND_WEBHOOK_URL"))
 
 
 class OneLineFormatter(logging.Formatter):
@@ -35,6 +42,12 @@ def configure_logging(level: str = "INFO") -> None:
     root._customer_bot_configured = True  # type: ignore[attr-defined]
 
 
+class InOrderJSON(DefaultJSONProvider):
+    """Flask's JSON with keys in the order the code wrote them (error bodies, /openapi.json)."""
+
+    sort_keys = False
+
+
 def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = True) -> Flask:
     """Build the Flask app; `web=False` (the bot process, the CLI) skips the API token check."""
     if config is None:
@@ -48,7 +61,7 @@ def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = Tru
 
     app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
     app.config.update(config.as_flask())
-    app.json.sort_keys = False
+    app.json = InOrderJSON(app)
     # Paths work with and without the trailing slash. Rules are written without it: a rule ending in "/"
     # matched without the slash answers a wrong method with 404 instead of 405 (Werkzeug's matcher).
     app.url_map.strict_slashes = False
@@ -56,6 +69,7 @@ def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = Tru
         (BASE_DIR / "instance").mkdir(exist_ok=True)
 
     db.init_app(app)
+    events.use_setting(webhook_configured)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
 
     from webapp import admin, api, cli, health, metrics, openapi

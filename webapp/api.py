@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from flask import Blueprint, Response, current_app, request
 
-from flask import Blueprint, current_app, jsonify, request
-from pydantic import BaseModel, ValidationError
-from werkzeug.wsgi import get_content_length
-
-from models import iso
 from services import customers, linking, orders
 from services.errors import Invalid, NotFound
 from webapp import schemas
 from webapp.auth import require_token
+from webapp.bodies import parse, reply
+
+__all__ = ["bp", "deep_link", "parse"]  # parse: staff_api and admin take it from here too
 
 bp = Blueprint("api", __name__)
 bp.before_request(require_token(lambda: None))
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M]) -> M:
-    """The JSON body validated against `model`; a JSON 400 for anything else."""
-    environ = request.environ
-    length = get_content_length(environ)  # None when absent, invalid or chunked
-    if length is not None and length <= current_app.config["MAX_CONTENT_LENGTH"]:
-        # Read in one call of the known length: get_data() reads through a length-limiting wrapper in
-        # 64 KiB chunks, each into a fresh buffer, which was a third of this function's cost under load.
-        raw = environ["wsgi.input"].read(length)
-    else:
-        raw = request.get_data(cache=True)  # chunked, or too large: Werkzeug's checks (413)
-    if not raw.strip():
-        return model.model_validate({})
-    try:
-        return model.model_validate_json(raw)  # parsed and validated in one pass (pydantic's own JSON parser)
-    except ValidationError as exc:
-        whole_body = {error["type"] for error in exc.errors(include_url=False) if not error["loc"]}
-        if "json_invalid" in whole_body:
-            raise Invalid("the body is not valid JSON", "invalid_json") from None
-        if "model_type" in whole_body:
-            raise Invalid("the body must be a JSON object", "invalid_json") from None
-        raise
 
 
 def bot_url() -> str:
@@ -52,7 +25,7 @@ def deep_link(code: str, username: str | None = None) -> str:
 
 
 @bp.get("/subscribe-status")
-def subscribe_status():
+def subscribe_status() -> Response:
     """Whether a Telegram user has linked the bot and not blocked it."""
     raw = request.args.get("user_id", "").strip()
     try:
@@ -61,46 +34,47 @@ def subscribe_status():
         raise Invalid("user_id is required and must be an integer Telegram user id", "invalid_user_id") from None
     if not 0 < user_id < 2**63:
         raise Invalid("user_id must be a positive 64-bit integer", "invalid_user_id")
-    return jsonify({**customers.subscribe_status(user_id), "bot_url": bot_url()})
+    return reply(schemas.SubscribeStatusOut, {**vars(customers.subscribe_status(user_id)), "bot_url": bot_url()})
 
 
 @bp.post("/verification-codes")
-def issue_code():
+def issue_code() -> Response:
     """Issue a one-time code (or register the backend's own) and the bot deep link for it."""
     body = parse(schemas.IssueCodeIn)
-    issued = linking.issue(body.code)
-    return jsonify({"code": issued.code, "deep_link": deep_link(issued.code), "expires_at": iso(issued.expires_at)}), 201
+    issued = linking.issue(body.code, ttl_seconds=current_app.config["CODE_TTL_SECONDS"])
+    out = {"code": issued.code, "deep_link": deep_link(issued.code), "expires_at": issued.expires_at}
+    return reply(schemas.IssuedCodeOut, out, 201)
 
 
 @bp.post("/verification")
-def verification():
+def verification() -> Response:
     """Has a Telegram user claimed this code yet?"""
     body = parse(schemas.VerificationIn)
-    code, user_id = linking.verification_status(body.code)
-    if user_id is None:
-        return jsonify({"code": code, "user_id": None, "status": "pending"}), 202
-    return jsonify({"code": code, "user_id": user_id})
+    found = linking.verification_status(body.code)
+    if found.user_id is None:
+        return reply(schemas.PendingOut, {"code": found.code, "user_id": None, "status": "pending"}, 202)
+    return reply(schemas.ClaimedOut, found)
 
 
 @bp.post("/enter_key_from_user")
-def enter_key_from_user():
+def enter_key_from_user() -> Response:
     """A Telegram user claims a code, as if they had typed it in the bot."""
     body = parse(schemas.EnterKeyIn)
-    claim = linking.claim(body.verification_code, body.telegram_user_id)
-    return jsonify({"code": claim.code, "user_id": claim.user_id})
+    assert body.telegram_user_id is not None  # the model fills it from either spelling
+    return reply(schemas.ClaimedOut, linking.claim(body.verification_code, body.telegram_user_id))
 
 
 @bp.post("/provide_message_to_user")
-def provide_message_to_user():
+def provide_message_to_user() -> Response:
     """Record an order status change; the bot process delivers it."""
     body = parse(schemas.StatusIn)
     result = orders.record_status(body.user_id, body.horeca_id, body.order_id, body.status, body.text)
-    return jsonify(result.as_dict()), 200 if result.duplicate else 202
+    return reply(schemas.RecordedOut, result, 200 if result.duplicate else 202)
 
 
 @bp.get("/orders/<horeca_id>/<order_id>")
-def get_order(horeca_id: str, order_id: str):
+def get_order(horeca_id: str, order_id: str) -> Response:
     """An order, its cancel request and the delivery state of each status update."""
     if "\x00" in horeca_id or "\x00" in order_id:  # refused on the way in; PostgreSQL cannot compare NUL
         raise NotFound("no such order", "order_not_found")
-    return jsonify(orders.order_view(horeca_id, order_id))
+    return reply(schemas.OrderOut, orders.order_view(horeca_id, order_id))

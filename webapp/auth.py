@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 from flask import current_app, request
+from flask.typing import ResponseReturnValue
 
 from webapp.errors import error_response
 
@@ -19,11 +22,11 @@ def token_matches(expected: str) -> bool:
     return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
-def require_token(view):
+def require_token(view: Callable[..., ResponseReturnValue | None]) -> Callable[..., ResponseReturnValue | None]:
     """401 JSON unless the request carries `Authorization: Bearer <API_TOKEN>`."""
 
     @wraps(view)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue | None:
         if not token_matches(current_app.config["API_TOKEN"]):
             return error_response(401, "unauthorized", "send the API token as 'Authorization: Bearer <token>'")
         return view(*args, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 from flask import Flask
@@ -11,6 +12,9 @@ from flask.cli import AppGroup
 from models import iso
 from services import outbox_admin
 from services.errors import ServiceError
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 outbox = AppGroup("outbox", help="Status updates and messages for the bot to deliver: list them, queue failed ones again.")
 webhooks = AppGroup("webhooks", help="Events for the backend's webhook: list them, queue failed ones again.")
@@ -37,10 +41,10 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], wide: 
         click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
 
-def state_options(choices: Sequence[str]) -> Callable:
+def state_options(choices: Sequence[str]) -> Callable[[F], F]:
     """--failed, --pending, ... as one `state` argument (default: all)."""
 
-    def decorate(f: Callable) -> Callable:
+    def decorate(f: F) -> F:
         f = click.option("--all", "state", flag_value="all", default=True, help="Every state (the default).")(f)
         for choice in reversed(choices):
             f = click.option(f"--{choice}", "state", flag_value=choice, help=f"Only {choice} ones.")(f)
@@ -49,31 +53,39 @@ def state_options(choices: Sequence[str]) -> Callable:
     return decorate
 
 
-def list_options(f: Callable) -> Callable:
+def list_options(f: F) -> F:
     f = click.option("--wide", is_flag=True, help="Show last_error in full.")(f)
-    return click.option("--limit", type=click.IntRange(1, outbox_admin.MAX_LIMIT), default=50, show_default=True,
-                        help="At most this many rows, newest first.")(f)
+    return click.option(
+        "--limit",
+        type=click.IntRange(1, outbox_admin.MAX_LIMIT),
+        default=50,
+        show_default=True,
+        help="At most this many rows, newest first.",
+    )(f)
 
 
-def retry_options(f: Callable) -> Callable:
+def retry_options(f: F) -> F:
     f = click.option("--all-failed", is_flag=True, help="Every failed one.")(f)
     return click.argument("ids", nargs=-1, type=click.IntRange(min=1))(f)
 
 
 def report_retry(result: outbox_admin.RetryResult) -> None:
     if result.retried:
-        click.echo(f"queued again: {len(result.retried)} ({', '.join(map(str, result.retried[:50]))}"
-                   f"{', …' if len(result.retried) > 50 else ''})")
+        click.echo(
+            f"queued again: {len(result.retried)} ({', '.join(map(str, result.retried[:50]))}"
+            f"{', …' if len(result.retried) > 50 else ''})"
+        )
     else:
         click.echo("nothing to queue again")
     for skipped in result.skipped:
-        click.echo(f"skipped {skipped.id}: {'no such row' if skipped.reason == 'not_found' else 'it is ' + skipped.reason}",
-                   err=True)
+        click.echo(
+            f"skipped {skipped.id}: {'no such row' if skipped.reason == 'not_found' else 'it is ' + skipped.reason}", err=True
+        )
     if result.skipped:
         click.get_current_context().exit(1)
 
 
-def _run(action: Callable, *args: object):
+def _run(action: Callable[..., T], *args: Any) -> T:
     try:
         return action(*args)
     except ServiceError as exc:
@@ -88,8 +100,18 @@ def outbox_list(state: str, limit: int, wide: bool) -> None:
     items = _run(outbox_admin.list_outbox, state, limit)
     headers = ("id", "kind", "bot", "chat", "order", "status", "state", "attempts", "last_error", "created_at")
     rows = [
-        (m.id, m.kind, m.bot, m.chat_id, f"{m.horeca_id}/{m.order_id}" if m.order_id else None, m.status, m.state,
-         m.attempts, m.last_error, iso(m.created_at))
+        (
+            m.id,
+            m.kind,
+            m.bot,
+            m.chat_id,
+            f"{m.horeca_id}/{m.order_id}" if m.order_id else None,
+            m.status,
+            m.state,
+            m.attempts,
+            m.last_error,
+            iso(m.created_at),
+        )
         for m in items
     ]
     print_table(headers, rows, wide)

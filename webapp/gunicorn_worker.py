@@ -12,21 +12,23 @@ listening socket's backlog, as they would have waited in the busy worker's queue
 
 from __future__ import annotations
 
-from gunicorn.workers import gthread
+from typing import Any
+
+from gunicorn.workers import gthread  # type: ignore[import-untyped]  # gunicorn ships no type hints
 
 
-class ThreadWorker(gthread.ThreadWorker):
-    def __init__(self, *args, **kwargs) -> None:
+class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_flight = 0  # requests handed to the thread pool and not finished; main thread only
 
-    def enqueue_req(self, conn) -> None:  # noqa: ANN001
+    def enqueue_req(self, conn: Any) -> None:
         self.in_flight += 1
         if self.in_flight >= self.cfg.threads:
             self.set_accept_enabled(False)
         super().enqueue_req(conn)
 
-    def finish_request(self, conn, fs) -> None:  # noqa: ANN001
+    def finish_request(self, conn: Any, fs: Any) -> None:
         self.in_flight -= 1  # the run loop re-enables accepting on its next turn (set_accept_enabled below)
         super().finish_request(conn, fs)
 

@@ -8,67 +8,44 @@ BOT_STALE_SECONDS (or never wrote a heartbeat).
 
 from __future__ import annotations
 
-import logging
+from flask import Blueprint, Response, current_app
 
-from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
-
-from database import read_only
-from models import db
 from services import monitoring
+from webapp import schemas
+from webapp.bodies import reply
 
 bp = Blueprint("health", __name__)
-log = logging.getLogger(__name__)
 
 
-def database_status() -> str:
-    try:
-        db.session.execute(text("SELECT 1"))
-        db.session.rollback()
-        return "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means "cannot reach the database"
-        db.session.rollback()
-        log.warning("health check: database unreachable: %s", type(exc).__name__)
-        return f"unreachable: {type(exc).__name__}"
+def check() -> monitoring.Health:
+    config = current_app.config
+    return monitoring.health(config["BOT_STALE_SECONDS"], monitoring.expected_bots(config))
 
 
-@read_only()
-def report() -> tuple[dict, bool]:
-    """The health document, and whether every expected bot is alive (False when the database is down)."""
-    database = database_status()
-    if database != "ok":
-        return {"status": "error", "database": database}, False
-    try:
-        expected = monitoring.expected_bots(current_app.config)
-        bots = monitoring.bot_statuses(current_app.config["BOT_STALE_SECONDS"], expected)
-        outbox = monitoring.outbox_backlog()
-        webhooks = monitoring.webhook_backlog()
-    except Exception as exc:  # noqa: BLE001 - e.g. the schema is not migrated: this app cannot serve
-        db.session.rollback()
-        log.warning("health check: database query failed: %s", type(exc).__name__)
-        return {"status": "error", "database": f"error: {type(exc).__name__}"}, False
+def document(health: monitoring.Health, ok: bool, status: int) -> Response:
+    """The health document: the database's state, and the bots and backlogs when it answers."""
+    if not health.serving:
+        return reply(schemas.HealthOut, {"status": "error", "database": health.database}, status, exclude_unset=True)
     body = {
-        "status": "ok",
-        "database": "ok",
-        "bot": bots["customer"].as_dict(),
-        "bots": {name: status.as_dict() for name, status in bots.items()},
-        "outbox": outbox.as_dict(),
-        "webhooks": webhooks.as_dict(),
+        "status": "ok" if ok else "error",
+        "database": health.database,
+        "bot": health.bots["customer"],
+        "bots": health.bots,
+        "outbox": health.outbox,
+        "webhooks": health.webhooks,
     }
-    return body, all(bots[name].ok for name in expected)
+    return reply(schemas.HealthOut, body, status, exclude_unset=True)
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> Response:
     """200 while the web app can serve and reach its database, 503 otherwise; the bot's state does not matter here."""
-    body, _ = report()
-    return jsonify(body), 200 if body["status"] == "ok" else 503
+    health = check()
+    return document(health, health.serving, 200 if health.serving else 503)
 
 
 @bp.get("/healthz/bot")
-def healthz_bot():
+def healthz_bot() -> Response:
     """200 while every bot the process should run wrote a heartbeat within BOT_STALE_SECONDS, 503 otherwise."""
-    body, bots_ok = report()
-    if body["status"] == "ok" and not bots_ok:
-        body["status"] = "error"
-    return jsonify(body), 200 if bots_ok else 503
+    health = check()
+    return document(health, health.bots_alive, 200 if health.bots_alive else 503)

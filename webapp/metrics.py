@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable, Iterator
 
 from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from database import read_only
 from services import monitoring
 from webapp.auth import token_matches
 from webapp.errors import error_response
@@ -30,16 +30,20 @@ bp = Blueprint("metrics", __name__)
 log = logging.getLogger(__name__)
 
 PREFIX = "customer_bot"
-disable_created_metrics()  # no *_created series: multiprocess mode has none either, so both modes look alike
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: multiprocess mode has none either, so both modes look alike
 # Created once per process; in multiprocess mode the registry is irrelevant (values live in files).
 _LOCAL = CollectorRegistry(auto_describe=True)
 HTTP_REQUESTS = Counter(
-    f"{PREFIX}_http_requests", "HTTP requests by endpoint (URL rule), method and status",
-    ["endpoint", "method", "status"], registry=_LOCAL,
+    f"{PREFIX}_http_requests",
+    "HTTP requests by endpoint (URL rule), method and status",
+    ["endpoint", "method", "status"],
+    registry=_LOCAL,
 )
 HTTP_LATENCY = Histogram(
-    f"{PREFIX}_http_request_duration_seconds", "Time to answer an HTTP request, by endpoint (URL rule) and method",
-    ["endpoint", "method"], registry=_LOCAL,
+    f"{PREFIX}_http_request_duration_seconds",
+    "Time to answer an HTTP request, by endpoint (URL rule) and method",
+    ["endpoint", "method"],
+    registry=_LOCAL,
 )
 
 
@@ -62,7 +66,7 @@ def _start_timer() -> None:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The labelled series per (endpoint, method, status): labels() validates and locks on every call, and this
 # runs on every request.
-_series: dict[tuple[str, str, int], tuple] = {}
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def _count_request(response: Response) -> Response:
@@ -70,13 +74,13 @@ def _count_request(response: Response) -> Response:
     started = environ.pop("customer_bot.started", None)
     rule = request.url_rule
     method = environ["REQUEST_METHOD"]
-    key = (rule.rule if rule is not None else "<unmatched>", method if method in _METHODS else "other",
-           response.status_code)
+    key = (rule.rule if rule is not None else "<unmatched>", method if method in _METHODS else "other", response.status_code)
     series = _series.get(key)
     if series is None:
         endpoint, method, status = key
-        series = _series.setdefault(key, (HTTP_REQUESTS.labels(endpoint, method, str(status)),
-                                          HTTP_LATENCY.labels(endpoint, method)))
+        series = _series.setdefault(
+            key, (HTTP_REQUESTS.labels(endpoint, method, str(status)), HTTP_LATENCY.labels(endpoint, method))
+        )
     series[0].inc()
     if started is not None:
         series[1].observe(time.perf_counter() - started)
@@ -86,7 +90,7 @@ def _count_request(response: Response) -> Response:
 class _Local:
     """This process's HTTP metrics, when not in multiprocess mode."""
 
-    def collect(self):
+    def collect(self) -> Iterable[Metric]:
         return _LOCAL.collect()
 
 
@@ -96,16 +100,16 @@ class _Database:
     def __init__(self, app: Flask) -> None:
         self.app = app
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         config = self.app.config
         up = GaugeMetricFamily(f"{PREFIX}_database_up", "1 when the database answered this scrape's queries")
         try:
-            with read_only():  # scrapes never wait behind a writer on SQLite
-                snap = monitoring.snapshot(self.app.extensions["delivery_latency"])
-                bots = monitoring.bot_statuses(config["BOT_STALE_SECONDS"], monitoring.expected_bots(config))
+            # Read transactions: on SQLite a scrape never waits behind a writer.
+            snap = monitoring.snapshot(self.app.extensions["delivery_latency"])
+            bots = monitoring.bot_statuses(config["BOT_STALE_SECONDS"], monitoring.expected_bots(config))
         except Exception as exc:  # noqa: BLE001 - the HTTP metrics are still worth serving
             log.warning("metrics: database queries failed: %s", type(exc).__name__)
             up.add_metric([], 0)
@@ -118,7 +122,7 @@ class _Database:
         yield from _bot_families(bots)
 
 
-def _outbox_families(snap: monitoring.Snapshot):
+def _outbox_families(snap: monitoring.Snapshot) -> Iterator[Metric]:
     by_state = GaugeMetricFamily(
         f"{PREFIX}_outbox_messages", "Outbox messages (status updates and dialog messages) by delivery state", labels=["state"]
     )
@@ -129,11 +133,13 @@ def _outbox_families(snap: monitoring.Snapshot):
         f"{PREFIX}_outbox_queued", "Messages ever queued for the bot (rows in the outbox)", value=sum(snap.outbox_states.values())
     )
     yield GaugeMetricFamily(
-        f"{PREFIX}_outbox_backlog", "Messages not delivered yet (pending or being sent)",
+        f"{PREFIX}_outbox_backlog",
+        "Messages not delivered yet (pending or being sent)",
         value=sum(snap.outbox_states.get(s, 0) for s in monitoring.OUTBOX_UNDELIVERED),
     )
     yield GaugeMetricFamily(
-        f"{PREFIX}_outbox_oldest_pending_age_seconds", "Age of the oldest undelivered message (0 when none)",
+        f"{PREFIX}_outbox_oldest_pending_age_seconds",
+        "Age of the oldest undelivered message (0 when none)",
         value=snap.outbox_oldest_pending_age or 0.0,
     )
     errors = GaugeMetricFamily(
@@ -148,25 +154,30 @@ def _outbox_families(snap: monitoring.Snapshot):
     latency = snap.latency
     cumulative = [(_le(bound), count) for bound, count in zip(latency.bounds, latency.buckets, strict=True)]
     yield HistogramMetricFamily(
-        f"{PREFIX}_delivery_latency_seconds", "Time from queueing to Telegram accepting the message (sent_at - created_at), "
-        "over every sent message", buckets=[*cumulative, ("+Inf", latency.count)], sum_value=latency.total,
+        f"{PREFIX}_delivery_latency_seconds",
+        "Time from queueing to Telegram accepting the message (sent_at - created_at), over every sent message",
+        buckets=[*cumulative, ("+Inf", latency.count)],
+        sum_value=latency.total,
     )
 
 
-def _webhook_families(snap: monitoring.Snapshot):
+def _webhook_families(snap: monitoring.Snapshot) -> Iterator[Metric]:
     by_state = GaugeMetricFamily(
-        f"{PREFIX}_webhook_events", "Backend webhook events by delivery state (pending includes those waiting to retry)",
+        f"{PREFIX}_webhook_events",
+        "Backend webhook events by delivery state (pending includes those waiting to retry)",
         labels=["state"],
     )
     for state, count in sorted(snap.webhook_states.items()):
         by_state.add_metric([state], count)
     yield by_state
     yield GaugeMetricFamily(
-        f"{PREFIX}_webhook_oldest_pending_age_seconds", "Age of the oldest undelivered webhook event (0 when none)",
+        f"{PREFIX}_webhook_oldest_pending_age_seconds",
+        "Age of the oldest undelivered webhook event (0 when none)",
         value=snap.webhook_oldest_pending_age or 0.0,
     )
     errors = GaugeMetricFamily(
-        f"{PREFIX}_webhook_errors", "Webhook events whose last attempt failed, by HTTP status or exception name",
+        f"{PREFIX}_webhook_errors",
+        "Webhook events whose last attempt failed, by HTTP status or exception name",
         labels=["state", "code"],
     )
     for (state, code), count in sorted(snap.webhook_errors.items()):
@@ -174,7 +185,7 @@ def _webhook_families(snap: monitoring.Snapshot):
     yield errors
 
 
-def _bot_families(bots: dict[str, monitoring.BotStatus]):
+def _bot_families(bots: dict[str, monitoring.BotStatus]) -> Iterator[Metric]:
     up = GaugeMetricFamily(f"{PREFIX}_bot_up", "1 when the bot wrote a heartbeat within BOT_STALE_SECONDS", labels=["bot"])
     age = GaugeMetricFamily(f"{PREFIX}_bot_heartbeat_age_seconds", "Seconds since the bot's last heartbeat", labels=["bot"])
     for name, status in sorted(bots.items()):
@@ -196,7 +207,7 @@ def render(app: Flask) -> bytes:
     if path:
         from prometheus_client import multiprocess
 
-        multiprocess.MultiProcessCollector(registry, path=path)
+        multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     else:
         registry.register(_Local())
     registry.register(_Database(app))
@@ -204,9 +215,9 @@ def render(app: Flask) -> bytes:
 
 
 @bp.get("/metrics")
-def metrics():
+def metrics() -> Response | tuple[Response, int]:
     """Prometheus text format; `Authorization: Bearer <METRICS_TOKEN or API_TOKEN>`."""
     config = current_app.config
     if not any(token_matches(token) for token in (config.get("METRICS_TOKEN"), config["API_TOKEN"]) if token):
         return error_response(401, "unauthorized", "send METRICS_TOKEN (or the API token) as 'Authorization: Bearer <token>'")
-    return Response(render(current_app._get_current_object()), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+    return Response(render(current_app._get_current_object()), content_type=CONTENT_TYPE_PLAIN_0_0_4)  # type: ignore[attr-defined]

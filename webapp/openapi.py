@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any, Literal
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from webapp import schemas
@@ -14,53 +16,82 @@ bp = Blueprint("openapi", __name__)
 REF = "#/components/schemas/{model}"
 
 
-def _json(model: str, description: str) -> dict:
+def _json(model: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}}}
 
 
-def _errors(*statuses: int) -> dict:
+def _errors(*statuses: int) -> dict[str, Any]:
     """The error responses of an endpoint; every authenticated endpoint uses the database, hence 503."""
-    text = {400: "Bad input", 401: "Missing or wrong API token", 404: "Not found", 409: "Conflict", 413: "Body too large",
-            503: "The database is not answering; send the same request again after Retry-After seconds"}
+    text = {
+        400: "Bad input",
+        401: "Missing or wrong API token",
+        404: "Not found",
+        409: "Conflict",
+        413: "Body too large",
+        503: "The database is not answering; send the same request again after Retry-After seconds",
+    }
     return {str(s): _json("ErrorOut", text[s]) for s in (*statuses, 503)}
 
 
-def _body(model: str) -> dict:
+def _body(model: str) -> dict[str, Any]:
     return {"required": False, "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}}}
 
 
+Mode = Literal["validation", "serialization"]
+
+
+def _validated(*models: type[BaseModel]) -> list[tuple[type[BaseModel], Mode]]:
+    """Request bodies: the schema of what validation accepts."""
+    return [(model, "validation") for model in models]
+
+
+def _serialized(*models: type[BaseModel]) -> list[tuple[type[BaseModel], Mode]]:
+    """Responses: the schema of what serialisation writes."""
+    return [(model, "serialization") for model in models]
+
+
 @cache
-def document() -> dict:
+def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     models = [
-        (m, mode)
-        for m in (schemas.IssueCodeIn, schemas.VerificationIn, schemas.EnterKeyIn, schemas.StatusIn)
-        for mode in ("validation",)
-    ] + [
-        (m, "serialization")
-        for m in (
-            schemas.ErrorOut, schemas.SubscribeStatusOut, schemas.IssuedCodeOut, schemas.ClaimedOut,
-            schemas.PendingOut, schemas.RecordedOut, schemas.OrderOut, schemas.HealthOut,
-        )
-    ] + [(schemas.StaffCodeIn, "validation")] + [
-        (m, "serialization")
-        for m in (schemas.StaffCodeOut, schemas.StaffListOut, schemas.StaffRemovedOut, schemas.DialogOut)
-    ]
-    models += [(schemas.RetryIn, "validation")] + [
-        (m, "serialization") for m in (schemas.OutboxListOut, schemas.WebhookListOut, schemas.RetryOut)
+        *_validated(schemas.IssueCodeIn, schemas.VerificationIn, schemas.EnterKeyIn, schemas.StatusIn),
+        *_serialized(
+            schemas.ErrorOut,
+            schemas.SubscribeStatusOut,
+            schemas.IssuedCodeOut,
+            schemas.ClaimedOut,
+            schemas.PendingOut,
+            schemas.RecordedOut,
+            schemas.OrderOut,
+            schemas.HealthOut,
+        ),
+        # The staff bot's endpoints (issue 4), then the admin API (issue 5).
+        *_validated(schemas.StaffCodeIn),
+        *_serialized(schemas.StaffCodeOut, schemas.StaffListOut, schemas.StaffRemovedOut, schemas.DialogOut),
+        *_validated(schemas.RetryIn),
+        *_serialized(schemas.OutboxListOut, schemas.WebhookListOut, schemas.RetryOut),
     ]
     _, defs = models_json_schema(models, ref_template=REF)
-    secured = [{"bearer": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
     paths = {
         "/subscribe-status": {
             "get": {
                 "summary": "Can this Telegram user be reached through the bot?",
                 "security": secured,
                 "parameters": [
-                    {"name": "user_id", "in": "query", "required": True,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
-                    {"name": "customer_bot", "in": "query", "required": False, "schema": {"type": "string"},
-                     "description": "Accepted and ignored (the seed's flag)"},
+                    {
+                        "name": "user_id",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                    },
+                    {
+                        "name": "customer_bot",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Accepted and ignored (the seed's flag)",
+                    },
                 ],
                 "responses": {"200": _json("SubscribeStatusOut", "The user's state"), **_errors(400, 401)},
             }
@@ -128,8 +159,11 @@ def document() -> dict:
     paths.update(_operations_paths(secured))
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Customer bot API", "version": "1.0.0",
-                 "description": "Link website customers to Telegram and push order status changes."},
+        "info": {
+            "title": "Customer bot API",
+            "version": "1.0.0",
+            "description": "Link website customers to Telegram and push order status changes.",
+        },
         "servers": [{"url": "/"}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -139,12 +173,20 @@ def document() -> dict:
     }
 
 
-def _staff_paths(secured: list) -> dict:
+def _staff_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
     """The staff bot's endpoints (issue 4)."""
-    horeca = {"name": "horeca_id", "in": "path", "required": True,
-              "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\x00]*$"}}
-    user = {"name": "telegram_user_id", "in": "path", "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+    horeca = {
+        "name": "horeca_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\x00]*$"},
+    }
+    user = {
+        "name": "telegram_user_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    }
     return {
         "/horeca/{horeca_id}/staff-codes": {
             "post": {
@@ -176,13 +218,22 @@ def _staff_paths(secured: list) -> dict:
                 "summary": "The stored conversation of the horeca with one customer, oldest first",
                 "security": secured,
                 "parameters": [
-                    horeca, user,
-                    {"name": "limit", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
-                     "description": "At most this many of the newest messages"},
-                    {"name": "before", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-                     "description": "Only messages with a smaller id (paging back)"},
+                    horeca,
+                    user,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        "description": "At most this many of the newest messages",
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                        "description": "Only messages with a smaller id (paging back)",
+                    },
                 ],
                 "responses": {"200": _json("DialogOut", "The conversation"), **_errors(400, 401, 404)},
             }
@@ -190,26 +241,34 @@ def _staff_paths(secured: list) -> dict:
     }
 
 
-def _operations_paths(secured: list) -> dict:
+def _operations_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
     """Health of the bot process, and the admin endpoints for failed deliveries (issue 5). /metrics is not JSON: not here."""
 
-    def listing(summary: str, states: list[str], out: str) -> dict:
+    def listing(summary: str, states: list[str], out: str) -> dict[str, Any]:
         return {
             "get": {
                 "summary": summary,
                 "security": secured,
                 "parameters": [
-                    {"name": "state", "in": "query", "required": False,
-                     "schema": {"type": "string", "enum": states, "default": "all"}},
-                    {"name": "limit", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-                     "description": "At most this many rows, newest first"},
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": states, "default": "all"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                        "description": "At most this many rows, newest first",
+                    },
                 ],
                 "responses": {"200": _json(out, "Rows, newest first"), **_errors(400, 401)},
             }
         }
 
-    def retry(summary: str) -> dict:
+    def retry(summary: str) -> dict[str, Any]:
         return {
             "post": {
                 "summary": summary,
@@ -230,15 +289,21 @@ def _operations_paths(secured: list) -> dict:
                 },
             }
         },
-        "/admin/outbox": listing("Messages for the bot to deliver, by state, with the reason they failed",
-                                 ["all", "failed", "blocked", "pending", "sent"], "OutboxListOut"),
+        "/admin/outbox": listing(
+            "Messages for the bot to deliver, by state, with the reason they failed",
+            ["all", "failed", "blocked", "pending", "sent"],
+            "OutboxListOut",
+        ),
         "/admin/outbox/retry": retry("Queue failed (or blocked) messages again: these ids, or all failed ones"),
-        "/admin/webhooks": listing("Events for the backend's webhook, by state, with the reason they failed",
-                                   ["all", "failed", "pending", "sent"], "WebhookListOut"),
+        "/admin/webhooks": listing(
+            "Events for the backend's webhook, by state, with the reason they failed",
+            ["all", "failed", "pending", "sent"],
+            "WebhookListOut",
+        ),
         "/admin/webhooks/retry": retry("Queue failed webhook events again: these ids, or all failed ones"),
     }
 
 
 @bp.get("/openapi.json")
-def openapi_json():
+def openapi_json() -> Response:
     return jsonify(document())

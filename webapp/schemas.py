@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic.config import JsonDict
 
 from services.orders import STATUSES
 
@@ -26,8 +28,24 @@ CodeStr = Annotated[
     str, Field(strict=True, min_length=1, max_length=64, pattern=NO_NUL, description="A verification code (case-insensitive)")
 ]
 Status = Literal["created", "accepted", "preparing", "ready", "completed", "cancelled", "rejected"]
-assert tuple(Status.__args__) == STATUSES  # one list of statuses
-Timestamp = Annotated[str, Field(description="ISO-8601, UTC", json_schema_extra={"format": "date-time"})]
+assert get_args(Status) == STATUSES  # one list of statuses
+
+
+def _iso(value: datetime | str) -> str:
+    """A time as the API writes it: ISO-8601 with a "Z" (columns hold naive UTC; an aware time is converted)."""
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
+
+
+# Out models take the services' datetimes (or ISO strings, parsed) and write them in one format.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_iso, return_type=str),
+    Field(description="ISO-8601, UTC", json_schema_extra={"format": "date-time"}),
+]
 
 
 class In(BaseModel):
@@ -85,7 +103,7 @@ class Out(BaseModel):
 class ErrorOut(Out):
     error: str = Field(description="Machine-readable code")
     message: str = Field(description="What went wrong, for a person")
-    details: list[dict] | None = None
+    details: list[dict[str, Any]] | None = None
 
 
 class SubscribeStatusOut(Out):
@@ -196,14 +214,19 @@ class WebhookQuery(In):
     limit: Limit = 50
 
 
+def _no_default(schema: JsonDict) -> None:
+    schema.pop("default", None)
+
+
 class RetryIn(In):
     """Queue rows again: these ids, or every failed one (or both)."""
 
     model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["ids"]}, {"required": ["all_failed"]}]})
 
     # Absent rather than null: no `default: null` in the schema, which says "array".
-    ids: Annotated[list[RowId], Field(min_length=1, max_length=1000)] = Field(  # type: ignore[assignment]
-        None, json_schema_extra=lambda schema: schema.pop("default", None)
+    ids: Annotated[list[RowId], Field(min_length=1, max_length=1000)] = Field(
+        None,  # type: ignore[arg-type]  # None means absent; the schema says "array"
+        json_schema_extra=_no_default,
     )
     all_failed: Annotated[bool, Field(strict=True)] = False
 
@@ -267,7 +290,7 @@ class RetryOut(Out):
 
 class StaffCodeIn(In):
     horeca_name: Annotated[str, Field(strict=True, min_length=1, max_length=128, pattern=r"^[^\x00]*$")] | None = Field(
-        None, description="The name customers see in staff messages (\"Message from <name>\"); the horeca id when never set"
+        None, description='The name customers see in staff messages ("Message from <name>"); the horeca id when never set'
     )
 
 

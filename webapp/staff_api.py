@@ -87,7 +87,7 @@ def _user_id(raw: str) -> int:
 def issue_staff_code(horeca_id: str) -> tuple[Response, int]:
     """A one-time code that makes whoever opens the staff bot with it staff of this horeca."""
     body = parse(schemas.StaffCodeIn)
-    issued = staff.issue_code(_horeca(horeca_id), body.horeca_name)
+    issued = staff.issue_code(_horeca(horeca_id), body.horeca_name, ttl_seconds=current_app.config["CODE_TTL_SECONDS"])
     username = staff_bot_username()
     link = deep_link(issued.code, username) if username else None
     return _json(schemas.StaffCodeOut(code=issued.code, deep_link=link, expires_at=_timestamp(issued.expires_at)), 201)
