@@ -41,11 +41,14 @@ def register_handlers(bot: TeleBot, app: Flask) -> None:
 
 
 def commands() -> dict[str | None, list[BotCommand]]:
-    """The command menu per language (None: the default, Russian)."""
-    return {
-        None: [BotCommand("start", texts.RU.command_start), BotCommand("help", texts.RU.command_help)],
-        "en": [BotCommand("start", texts.EN.command_start), BotCommand("help", texts.EN.command_help)],
-    }
+    """The command menu per language (None: the default catalog's, for every other language)."""
+    menus: dict[str | None, list[BotCommand]] = {None: _menu(texts.DEFAULT)}
+    menus.update({language: _menu(t) for language, t in texts.CATALOGS.items() if t is not texts.DEFAULT})
+    return menus
+
+
+def _menu(t: Texts) -> list[BotCommand]:
+    return [BotCommand("start", t.command_start), BotCommand("help", t.command_help)]
 
 
 # --- the safety net ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What the delivery job sends for one outbox row, and the table of who draws each (bot, kind) of row."""
+"""What the delivery job sends for one outbox row (a renderer's result); the table of renderers is bot/renderers.py."""
 
 from __future__ import annotations
 

@@ -194,14 +194,16 @@ EN = Texts(
     message_too_long="This message is too long: at most 4000 characters.",
 )
 
-CATALOGS = {"ru": RU, "en": EN}
+DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for
+# Every language the bot speaks, by the two-letter prefix of Telegram's language_code. A new language is one more
+# catalog above and one more entry here: the command menus and the language lookup follow this table.
+CATALOGS: dict[str, Texts] = {"ru": RU, "en": EN}
 
 
 def for_language(language_code: str | None) -> Texts:
-    """English for an `en*` language code, Russian otherwise (and when Telegram does not say)."""
-    if language_code and language_code.strip().lower().startswith("en"):
-        return EN
-    return RU
+    """The catalog for a Telegram language code (`en`, `en-GB`, ...), the default when there is none for it."""
+    prefix = (language_code or "").strip().lower()[:2]
+    return CATALOGS.get(prefix, DEFAULT)
 
 
 def for_user(user: object | None) -> Texts:

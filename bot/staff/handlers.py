@@ -21,6 +21,7 @@ from telebot.types import BotCommand, CallbackQuery, Message, ReplyKeyboardRemov
 from bot.staff import buttons, screens, views
 from bot.staff import keyboards as kb
 from bot.staff import texts as staff_texts
+from bot.staff.texts import StaffTexts
 from models import StaffMode
 from services import canned, linking, outreach, staff
 from services.errors import Invalid
@@ -218,8 +219,7 @@ def register_staff_handlers(bot: TeleBot, app: Flask) -> None:
 
 
 def commands() -> dict[str | None, list[BotCommand]]:
-    """The staff bot's command menu per language (None: the default, Russian)."""
-    return {
-        language: [BotCommand(name, getattr(catalog, f"command_{name}")) for name in COMMANDS]
-        for language, catalog in ((None, staff_texts.RU), ("en", staff_texts.EN))
-    }
+    """The staff bot's command menu per language (None: the default catalog's, for every other language)."""
+    catalogs: list[tuple[str | None, StaffTexts]] = [(None, staff_texts.DEFAULT)]
+    catalogs += [(language, t) for language, t in staff_texts.CATALOGS.items() if t is not staff_texts.DEFAULT]
+    return {language: [BotCommand(name, getattr(t, f"command_{name}")) for name in COMMANDS] for language, t in catalogs}

@@ -335,14 +335,16 @@ EN = StaffTexts(
     apology_short="Sorry, something went wrong. Please try again.",
 )
 
-CATALOGS = {"ru": RU, "en": EN}
+DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for
+# Every language the bot speaks, by the two-letter prefix of Telegram's language_code. A new language is one more
+# catalog above and one more entry here: the command menus and the language lookup follow this table.
+CATALOGS: dict[str, StaffTexts] = {"ru": RU, "en": EN}
 
 
 def for_language(language_code: str | None) -> StaffTexts:
-    """English for an `en*` language code, Russian otherwise (and when Telegram does not say)."""
-    if language_code and language_code.strip().lower().startswith("en"):
-        return EN
-    return RU
+    """The catalog for a Telegram language code (`en`, `en-GB`, ...), the default when there is none for it."""
+    prefix = (language_code or "").strip().lower()[:2]
+    return CATALOGS.get(prefix, DEFAULT)
 
 
 def for_user(user: object | None) -> StaffTexts:
