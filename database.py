@@ -139,8 +139,14 @@ def single_statement(engine: Engine, statement: Executable, params: dict[str, An
         return cursor.execute(sql, params, prepare=True).fetchone()
     except psycopg.Error as exc:  # cannot connect, or the statement failed
         current = _thread_connection.__dict__.get("current")
-        raise DBAPIError.instance(sql.decode(), None, exc, psycopg.Error, hide_parameters=True,
-                                  connection_invalidated=current is not None and current.closed) from None
+        raise DBAPIError.instance(
+            sql.decode(),
+            None,
+            exc,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=current is not None and current.closed,
+        ) from None
 
 
 @cache

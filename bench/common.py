@@ -44,8 +44,14 @@ def free_port() -> int:
 def migrate(database_url: str) -> None:
     """`flask --app wsgi db upgrade` on `database_url`."""
     env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=BASE, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=BASE,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @contextmanager
@@ -84,8 +90,7 @@ class Child:
         self.name = name
         self.log = log
         with open(log, "ab") as out:
-            self.popen = subprocess.Popen(args, cwd=BASE, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(args, cwd=BASE, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     @property
     def pid(self) -> int:
@@ -158,8 +163,14 @@ def git_commit() -> str:
 
 def machine() -> dict:
     """The CPU, cores, load, Python and commit a run was made on."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -173,6 +184,7 @@ def machine() -> dict:
 def interrupt_on_signals() -> None:
     """SIGTERM, and SIGINT even when inherited as ignored (a background job of a script), unwind the benchmark
     like Ctrl-C, so every child is stopped and every database dropped."""
+
     def raise_interrupt(signum, frame):  # noqa: ANN001, ARG001
         raise KeyboardInterrupt
 

@@ -68,12 +68,18 @@ HORECA = "bench-cafe"
 FIRST_USER = 7_100_000_001  # 64-bit ids like real Telegram ones
 LIMIT = 30.0  # Telegram's messages per second per bot, and the emulator's with --rate-limit
 INTERVAL = 1.0  # DELIVERY_INTERVAL_SECONDS: the default, which the bot runs with here
-TARGETS = {"fraction_of_limit": 0.9, "rate_limited_429": 0, "unlimited_rps": 300.0,
-           "latency_p99_s": INTERVAL + 0.5, "peak_rss_mb": 150.0}
+TARGETS = {
+    "fraction_of_limit": 0.9,
+    "rate_limited_429": 0,
+    "unlimited_rps": 300.0,
+    "latency_p99_s": INTERVAL + 0.5,
+    "peak_rss_mb": 150.0,
+}
 ORDER_IN_TEXT = re.compile(r"^(?:Order|Заказ) (\S+) ")
 
 
 # --- setup -----------------------------------------------------------------------------------------
+
 
 def make_app(url: str):  # noqa: ANN201
     from config import Config
@@ -90,11 +96,23 @@ def insert_customers(app, users: list[int]) -> None:  # noqa: ANN001
 
     now = utcnow()
     with app.app_context():
-        db.session.execute(insert(Customer), [
-            {"telegram_user_id": u, "chat_id": u, "first_name": f"Guest {i}", "language_code": "en", "linked_at": now,
-             "state_changed_at": now, "created_at": now, "is_blocked": False, "is_deactivated": False}
-            for i, u in enumerate(users)
-        ])
+        db.session.execute(
+            insert(Customer),
+            [
+                {
+                    "telegram_user_id": u,
+                    "chat_id": u,
+                    "first_name": f"Guest {i}",
+                    "language_code": "en",
+                    "linked_at": now,
+                    "state_changed_at": now,
+                    "created_at": now,
+                    "is_blocked": False,
+                    "is_deactivated": False,
+                }
+                for i, u in enumerate(users)
+            ],
+        )
         db.session.commit()
 
 
@@ -135,8 +153,16 @@ def wait(predicate, timeout: float, what: str, interval: float = 0.2, check=None
 def bot_env(url: str, token: str, api_url: str, **overrides: str) -> dict[str, str]:
     """run_bot.py's environment: the production delivery settings unless overridden."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HORECA_", "DELIVERY_", "BACKEND_WEBHOOK"))}
-    env.update(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=token, BOT_USERNAME=BOT, TELEGRAM_API_URL=api_url, LOG_LEVEL="WARNING",
-               API_TOKEN=API_TOKEN, PYTHONUNBUFFERED="1", PYTHONPATH=str(BASE))
+    env.update(
+        DATABASE_URL=url,
+        TELEGRAM_BOT_TOKEN=token,
+        BOT_USERNAME=BOT,
+        TELEGRAM_API_URL=api_url,
+        LOG_LEVEL="WARNING",
+        API_TOKEN=API_TOKEN,
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(BASE),
+    )
     env.update(overrides)
     return env
 
@@ -149,6 +175,7 @@ def start_bot(stack: ExitStack, emu: EmulatorClient, env: dict[str, str], log: P
 
 
 # --- measurements ----------------------------------------------------------------------------------
+
 
 def proc_status(pid: int) -> dict:
     """Peak and current RSS (MB) and CPU seconds of a process, from /proc."""
@@ -265,6 +292,7 @@ def latency(port: int, emu: EmulatorClient, bot: Child, users: list[int], rate: 
 
 # --- one backend -----------------------------------------------------------------------------------
 
+
 def run_backend(backend: str, args: argparse.Namespace, logdir: Path) -> dict:
     users = [FIRST_USER + i for i in range(args.n)]
     token = f"{7_300_000_000 + secrets.randbelow(10**6)}:{secrets.token_urlsafe(32)}"
@@ -282,8 +310,14 @@ def run_backend(backend: str, args: argparse.Namespace, logdir: Path) -> dict:
 
         port = free_port()
         emu_env = {**os.environ, "TG_EMULATOR_BOTS": f"{BOT}={token}", "PYTHONPATH": str(BASE)}
-        stack.enter_context(child("emulator", [PY, "-m", "devtools.tg_emulator", "--host", HOST, "--port", str(port),
-                                               "--rate-limit"], emu_env, logdir / f"{backend}-emulator.log"))
+        stack.enter_context(
+            child(
+                "emulator",
+                [PY, "-m", "devtools.tg_emulator", "--host", HOST, "--port", str(port), "--rate-limit"],
+                emu_env,
+                logdir / f"{backend}-emulator.log",
+            )
+        )
         emu = EmulatorClient(f"http://{HOST}:{port}")
         stack.callback(emu.close)
         emu.wait_ready(15)
@@ -299,8 +333,16 @@ def run_backend(backend: str, args: argparse.Namespace, logdir: Path) -> dict:
             result["a"]["fraction_of_limit"] = round(result["a"]["msgs_per_second"] / LIMIT, 3)
             # (c) the same bot, updates through the API as the backend sends them.
             print(f"[{backend}] (c) {args.rate:g} updates/s through gunicorn for {args.duration:g} s ...", flush=True)
-            web_env = {**os.environ, "DATABASE_URL": url, "GUNICORN_BIND": f"{HOST}:{free_port()}", "GUNICORN_ACCESS_LOG": "",
-                       "LOG_LEVEL": "WARNING", "API_TOKEN": API_TOKEN, "BOT_USERNAME": BOT, "DEV_MODE": ""}
+            web_env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "GUNICORN_BIND": f"{HOST}:{free_port()}",
+                "GUNICORN_ACCESS_LOG": "",
+                "LOG_LEVEL": "WARNING",
+                "API_TOKEN": API_TOKEN,
+                "BOT_USERNAME": BOT,
+                "DEV_MODE": "",
+            }
             with gunicorn("wsgi:app", web_env, logdir / f"{backend}-gunicorn.log") as web_port:
                 result["c"] = latency(web_port, emu, bot, users, args.rate, args.duration)
             result["c"]["bot"] = proc_status(bot.pid)
@@ -320,6 +362,7 @@ def run_backend(backend: str, args: argparse.Namespace, logdir: Path) -> dict:
 
 # --- report ----------------------------------------------------------------------------------------
 
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -328,15 +371,31 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     a, b, c = r["a"], r["b"], r["c"]
     t = TARGETS
     return [
-        ("(a) drain, limits on", f"{a['msgs_per_second']:.1f} msg/s = {a['fraction_of_limit']:.2f} of 30",
-         f">= {t['fraction_of_limit']} of 30", verdict(a["fraction_of_limit"] >= t["fraction_of_limit"])),
+        (
+            "(a) drain, limits on",
+            f"{a['msgs_per_second']:.1f} msg/s = {a['fraction_of_limit']:.2f} of 30",
+            f">= {t['fraction_of_limit']} of 30",
+            verdict(a["fraction_of_limit"] >= t["fraction_of_limit"]),
+        ),
         ("(a) 429s provoked", f"{a['rate_limited_429']}", "0", verdict(a["rate_limited_429"] == 0)),
-        ("(b) drain, limits off", f"{b['msgs_per_second']:.0f} msg/s", f">= {t['unlimited_rps']:.0f}",
-         verdict(b["msgs_per_second"] >= t["unlimited_rps"])),
-        (f"(c) latency at {c['rate']:g}/s, p50 / p99", f"{c['p50_s']:.2f} / {c['p99_s']:.2f} s",
-         f"p99 < {t['latency_p99_s']:g} s", verdict(c["p99_s"] < t["latency_p99_s"] and c["delivered"] == c["posted"])),
-        ("(d) bot peak RSS, (a)+(c) / (b)", f"{c['bot']['peak_rss_mb']:.0f} / {b['peak_rss_mb']:.0f} MB",
-         f"< {t['peak_rss_mb']:.0f} MB", verdict(r["peak_rss_mb"] < t["peak_rss_mb"])),
+        (
+            "(b) drain, limits off",
+            f"{b['msgs_per_second']:.0f} msg/s",
+            f">= {t['unlimited_rps']:.0f}",
+            verdict(b["msgs_per_second"] >= t["unlimited_rps"]),
+        ),
+        (
+            f"(c) latency at {c['rate']:g}/s, p50 / p99",
+            f"{c['p50_s']:.2f} / {c['p99_s']:.2f} s",
+            f"p99 < {t['latency_p99_s']:g} s",
+            verdict(c["p99_s"] < t["latency_p99_s"] and c["delivered"] == c["posted"]),
+        ),
+        (
+            "(d) bot peak RSS, (a)+(c) / (b)",
+            f"{c['bot']['peak_rss_mb']:.0f} / {b['peak_rss_mb']:.0f} MB",
+            f"< {t['peak_rss_mb']:.0f} MB",
+            verdict(r["peak_rss_mb"] < t["peak_rss_mb"]),
+        ),
     ]
 
 
@@ -350,14 +409,19 @@ def print_table(runs: list[dict]) -> None:
     print()
     for r in runs:
         a, b, c = r["a"], r["b"], r["c"]
-        print(f"{r['backend']}: (a) {a['delivered']}/{a['n']} in {a['drain_seconds']} s, bot CPU {a['bot_cpu_share']:.0%}; "
-              f"(b) {b['delivered']}/{b['n']} in {b['drain_seconds']} s, bot CPU {b['bot_cpu_share']:.0%}, "
-              f"{b['rate_limited_429']} x 429; (c) {c['delivered']}/{c['posted']} delivered, max {c['max_s']} s, "
-              f"{c['rate_limited_429']} x 429, sender lag p99 {c['send_lag_p99_ms']} ms")
+        print(
+            f"{r['backend']}: (a) {a['delivered']}/{a['n']} in {a['drain_seconds']} s, bot CPU {a['bot_cpu_share']:.0%}; "
+            f"(b) {b['delivered']}/{b['n']} in {b['drain_seconds']} s, bot CPU {b['bot_cpu_share']:.0%}, "
+            f"{b['rate_limited_429']} x 429; (c) {c['delivered']}/{c['posted']} delivered, max {c['max_s']} s, "
+            f"{c['rate_limited_429']} x 429, sender lag p99 {c['send_lag_p99_ms']} ms"
+        )
         for phase in ("a", "b"):
             if r[phase]["duplicates"] or r[phase]["delivered"] != r[phase]["n"]:
-                print(f"warning: {r['backend']} ({phase}): {r[phase]['delivered']} of {r[phase]['n']} delivered, "
-                      f"{r[phase]['duplicates']} duplicates", file=sys.stderr)
+                print(
+                    f"warning: {r['backend']} ({phase}): {r[phase]['delivered']} of {r[phase]['n']} delivered, "
+                    f"{r[phase]['duplicates']} duplicates",
+                    file=sys.stderr,
+                )
 
 
 def main() -> int:
@@ -377,8 +441,13 @@ def main() -> int:
     results: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "settings": {"n": args.n, "rate": args.rate, "duration": args.duration, "quick": args.quick,
-                     "delivery_interval_seconds": INTERVAL},
+        "settings": {
+            "n": args.n,
+            "rate": args.rate,
+            "duration": args.duration,
+            "quick": args.quick,
+            "delivery_interval_seconds": INTERVAL,
+        },
         "targets": TARGETS,
         "runs": [],
     }

@@ -106,8 +106,12 @@ def main() -> int:
         code = seed(url, args.n)
         customer_token, staff_token = token(7_200_000_001), token(7_200_000_002)
         port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(BASE), "PYTHONUNBUFFERED": "1",
-               "TG_EMULATOR_BOTS": f"{CUSTOMER_BOT}={customer_token},{STAFF_BOT}={staff_token}"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(BASE),
+            "PYTHONUNBUFFERED": "1",
+            "TG_EMULATOR_BOTS": f"{CUSTOMER_BOT}={customer_token},{STAFF_BOT}={staff_token}",
+        }
         procs.append(subprocess.Popen([PY, "-m", "devtools.tg_emulator", "--port", str(port), "--rate-limit"], cwd=BASE, env=env))
         emu = EmulatorClient(f"http://127.0.0.1:{port}")
         emu.wait_ready(15)
@@ -116,9 +120,15 @@ def main() -> int:
         emu.create_user(BARISTA, "Olga", language_code="en")
 
         bot_env = {k: v for k, v in env.items() if not k.startswith(("TELEGRAM_", "HORECA_", "DELIVERY_"))}
-        bot_env.update(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=customer_token, BOT_USERNAME=CUSTOMER_BOT,
-                       HORECA_BOT_TOKEN=staff_token, HORECA_BOT_USERNAME=STAFF_BOT,
-                       TELEGRAM_API_URL=emu.base_url, LOG_LEVEL="WARNING")
+        bot_env.update(
+            DATABASE_URL=url,
+            TELEGRAM_BOT_TOKEN=customer_token,
+            BOT_USERNAME=CUSTOMER_BOT,
+            HORECA_BOT_TOKEN=staff_token,
+            HORECA_BOT_USERNAME=STAFF_BOT,
+            TELEGRAM_API_URL=emu.base_url,
+            LOG_LEVEL="WARNING",
+        )
         log = open(tmp / "run_bot.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen([PY, "run_bot.py"], cwd=BASE, env=bot_env, stdout=log, stderr=subprocess.STDOUT))
         wait(lambda: emu.stats(STAFF_BOT)["get_updates_calls"] > 0, 30, "the staff bot to poll")
@@ -146,8 +156,11 @@ def main() -> int:
             return [m for m in emu.messages(CUSTOMER_BOT) if TEXT in m["plain_text"]]
 
         got = wait(lambda: (lambda ms: ms if len(ms) >= args.n else None)(broadcast()), args.n / LIMIT * 4 + 30, "the broadcast")
-        summary = wait(lambda: next((m for m in emu.messages(STAFF_BOT, BARISTA) if "Delivered" in m["plain_text"]), None),
-                       30, "the delivery summary")
+        summary = wait(
+            lambda: next((m for m in emu.messages(STAFF_BOT, BARISTA) if "Delivered" in m["plain_text"]), None),
+            30,
+            "the delivery summary",
+        )
         arrivals = sorted(m["received_at"] for m in got)
         rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
         result = {

@@ -55,8 +55,11 @@ _MARK_SENT = (
     update(OutboxMessage)
     .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.state != OutboxState.SENT)
     .values(
-        state=OutboxState.SENT, sent_at=bindparam("sent_at"), telegram_message_id=bindparam("message_id"),
-        has_button=bindparam("has_button"), last_error=None,
+        state=OutboxState.SENT,
+        sent_at=bindparam("sent_at"),
+        telegram_message_id=bindparam("message_id"),
+        has_button=bindparam("has_button"),
+        last_error=None,
     )
 )
 
@@ -92,8 +95,11 @@ def _build_claim() -> Select[Any]:
         .where(
             o.bot.in_(bindparam("bots", expanding=True)),
             claimable(  # due and pending, or the claim of a process that died
-                unclaimed=o.state == OutboxState.PENDING, due=o.next_attempt_at <= bindparam("now"),
-                claimed=o.state == OutboxState.SENDING, claimed_at=o.claimed_at, stale=bindparam("stale"),
+                unclaimed=o.state == OutboxState.PENDING,
+                due=o.next_attempt_at <= bindparam("now"),
+                claimed=o.state == OutboxState.SENDING,
+                claimed_at=o.claimed_at,
+                stale=bindparam("stale"),
             ),
             # One message per order (per chat for messages without an order) at a time, oldest first.
             or_(and_(o.order_pk.is_not(None), ~older_in_order), and_(o.order_pk.is_(None), ~older_in_chat)),
@@ -113,7 +119,9 @@ _MARK_SENDING = (
     update(OutboxMessage)
     .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
     .values(
-        state=OutboxState.SENDING, claimed_at=bindparam("claimed_at"), claimed_by=bindparam("worker"),
+        state=OutboxState.SENDING,
+        claimed_at=bindparam("claimed_at"),
+        claimed_by=bindparam("worker"),
         attempts=OutboxMessage.attempts + 1,
         first_attempt_at=func.coalesce(OutboxMessage.first_attempt_at, bindparam("first_attempt_at")),
     )
@@ -151,10 +159,18 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
             language = person.language_code if person is not None else None
             jobs.append(
                 Job(
-                    id=row.id, bot=row.bot, kind=row.kind, chat_id=row.chat_id, order_pk=row.order_pk, status=row.status,
-                    text=row.text, payload=row.payload, attempts=(row.attempts or 0) + 1,
+                    id=row.id,
+                    bot=row.bot,
+                    kind=row.kind,
+                    chat_id=row.chat_id,
+                    order_pk=row.order_pk,
+                    status=row.status,
+                    text=row.text,
+                    payload=row.payload,
+                    attempts=(row.attempts or 0) + 1,
                     first_attempt_at=row.first_attempt_at or now,
-                    language=language, card=status_card.claimed(row, order, language),
+                    language=language,
+                    card=status_card.claimed(row, order, language),
                 )
             )
         if jobs:
@@ -263,7 +279,10 @@ def release(row_ids: Iterable[int], worker: str, delay: float = 0.0) -> None:
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids), OutboxMessage.state == OutboxState.SENDING, OutboxMessage.claimed_by == worker)
             .values(
-                state=OutboxState.PENDING, claimed_at=None, claimed_by=None, attempts=OutboxMessage.attempts - 1,
+                state=OutboxState.PENDING,
+                claimed_at=None,
+                claimed_by=None,
+                attempts=OutboxMessage.attempts - 1,
                 next_attempt_at=utcnow() + timedelta(seconds=max(delay, 0.0)),
             )
         )

@@ -388,8 +388,10 @@ def test_connections_the_server_closed_are_replaced_without_an_error(api, app, d
     admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         killed = conn.execute(
-            text("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
-                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            text(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
         ).scalar()
     admin.dispose()
     assert killed >= 1
@@ -398,7 +400,9 @@ def test_connections_the_server_closed_are_replaced_without_an_error(api, app, d
     assert [u["status"] for u in api.get("/orders/cafe-1/A-1").get_json()["updates"]] == ["created", "accepted"]
 
 
-@pytest.mark.parametrize("url", ["sqlite:///{tmp}/missing/dir/app.db", "postgresql+psycopg://postgres@127.0.0.1:9/nothing_listens"])
+@pytest.mark.parametrize(
+    "url", ["sqlite:///{tmp}/missing/dir/app.db", "postgresql+psycopg://postgres@127.0.0.1:9/nothing_listens"]
+)
 def test_an_unreachable_database_is_a_503_that_says_retry(tmp_path, spec, url):
     from tests.support.databases import test_config
     from webapp import create_app

@@ -38,8 +38,16 @@ def emulator(monkeypatch):
 
 
 def engine(app, **settings) -> Delivery:
-    values = dict(global_rate=0, per_chat_rate=0, retry_deadline=30, backoff_base=0.05, backoff_max=0.1, request_timeout=2,
-                  claim_timeout=5, workers=4)
+    values = dict(
+        global_rate=0,
+        per_chat_rate=0,
+        retry_deadline=30,
+        backoff_base=0.05,
+        backoff_max=0.1,
+        request_timeout=2,
+        claim_timeout=5,
+        workers=4,
+    )
     values.update(settings)
     return Delivery(app, {"customer": telegram.build_bot(TOKEN)}, BotSettings(**values), threading.Event())
 
@@ -286,8 +294,16 @@ def test_an_unknown_kind_waits_for_a_renderer(app, emulator):
 def test_a_staff_message_to_a_customer_is_delivered(app, emulator):
     link(app, emulator, 620)
     with app.app_context():
-        db.session.add(OutboxMessage(kind="message", bot="customer", chat_id=620, text="Your <table> is ready",
-                                     payload='{"horeca": "Cafe & Co"}', next_attempt_at=utcnow()))
+        db.session.add(
+            OutboxMessage(
+                kind="message",
+                bot="customer",
+                chat_id=620,
+                text="Your <table> is ready",
+                payload='{"horeca": "Cafe & Co"}',
+                next_attempt_at=utcnow(),
+            )
+        )
         db.session.commit()
     run(engine(app))
     (message,) = emulator.messages(BOT, 620)

@@ -87,8 +87,11 @@ def user(user_id: int, language_code: str | None = "en") -> dict:
 
 def message(user_id: int, text: str, language_code: str | None = "en") -> Update:
     body: dict[str, Any] = {
-        "message_id": next(_update_ids), "date": 1, "chat": {"id": user_id, "type": "private"},
-        "from": user(user_id, language_code), "text": text,
+        "message_id": next(_update_ids),
+        "date": 1,
+        "chat": {"id": user_id, "type": "private"},
+        "from": user(user_id, language_code),
+        "text": text,
     }
     if text.startswith("/"):
         body["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
@@ -99,23 +102,34 @@ def press(user_id: int, message_id: int, data: str, reply_markup: dict | None = 
     msg: dict[str, Any] = {"message_id": message_id, "date": 1, "chat": {"id": user_id, "type": "private"}, "text": "…"}
     if reply_markup:
         msg["reply_markup"] = reply_markup
-    return Update.de_json({
-        "update_id": next(_update_ids),
-        "callback_query": {
-            "id": f"q{next(_update_ids)}", "from": user(user_id), "chat_instance": "1", "data": data, "message": msg,
-        },
-    })
+    return Update.de_json(
+        {
+            "update_id": next(_update_ids),
+            "callback_query": {
+                "id": f"q{next(_update_ids)}",
+                "from": user(user_id),
+                "chat_instance": "1",
+                "data": data,
+                "message": msg,
+            },
+        }
+    )
 
 
 def member(user_id: int, old: str, new: str) -> Update:
     bot_user = {"id": 1234, "is_bot": True, "first_name": "Bot"}
-    return Update.de_json({
-        "update_id": next(_update_ids),
-        "my_chat_member": {
-            "chat": {"id": user_id, "type": "private"}, "from": user(user_id), "date": 1,
-            "old_chat_member": {"user": bot_user, "status": old}, "new_chat_member": {"user": bot_user, "status": new},
-        },
-    })
+    return Update.de_json(
+        {
+            "update_id": next(_update_ids),
+            "my_chat_member": {
+                "chat": {"id": user_id, "type": "private"},
+                "from": user(user_id),
+                "date": 1,
+                "old_chat_member": {"user": bot_user, "status": old},
+                "new_chat_member": {"user": bot_user, "status": new},
+            },
+        }
+    )
 
 
 def issue(app) -> str:

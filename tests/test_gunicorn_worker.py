@@ -30,14 +30,27 @@ ROOT = Path(__file__).resolve().parent.parent
 def gunicorn(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "PROMETHEUS_"))}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path}/app.db", API_TOKEN="worker-test-token", GUNICORN_BIND=f"127.0.0.1:{port}",
-               GUNICORN_WORKERS="2", GUNICORN_THREADS="1", LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path}/app.db",
+        API_TOKEN="worker-test-token",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="2",
+        GUNICORN_THREADS="1",
+        LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+    )
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     log = tmp_path / "gunicorn.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         # Both workers booted (each says so), and the app answers.
         wait_until(lambda: len(re.findall(r"Booting worker", log.read_text())) >= 2, timeout=30, what="two workers")

@@ -39,8 +39,13 @@ def test_a_bot_that_never_wrote_a_heartbeat_is_never_seen(api, spec):
     body = response.get_json()
     assert body["status"] == "ok" and body["database"] == "ok"
     assert body["bot"] == {
-        "status": "never_seen", "last_seen": None, "seconds_since": None, "username": None,
-        "started_at": None, "last_get_updates_ok": None, "last_delivery_tick": None,
+        "status": "never_seen",
+        "last_seen": None,
+        "seconds_since": None,
+        "username": None,
+        "started_at": None,
+        "last_get_updates_ok": None,
+        "last_delivery_tick": None,
     }
     assert list(body["bots"]) == ["customer"]
 

@@ -67,17 +67,32 @@ def test_failed_messages_are_listed_with_their_reason(api, spec, story):
     assert [item["id"] for item in body["items"]] == [story["failed"]]
     item = body["items"][0]
     assert item | {"created_at": None} == {
-        "id": story["failed"], "kind": "status", "bot": "customer", "chat_id": 1001, "horeca_id": "cafe-1",
-        "order_id": "A-1", "status": "accepted", "state": "failed", "attempts": 3, "last_error": TELEBOT_400,
-        "created_at": None, "next_attempt_at": None, "sent_at": None,
+        "id": story["failed"],
+        "kind": "status",
+        "bot": "customer",
+        "chat_id": 1001,
+        "horeca_id": "cafe-1",
+        "order_id": "A-1",
+        "status": "accepted",
+        "state": "failed",
+        "attempts": 3,
+        "last_error": TELEBOT_400,
+        "created_at": None,
+        "next_attempt_at": None,
+        "sent_at": None,
     }
 
 
 @pytest.mark.parametrize(
     "query,expected",
-    [("", ["blocked", "pending", "failed", "sent"]), ("?state=all", ["blocked", "pending", "failed", "sent"]),
-     ("?state=blocked", ["blocked"]), ("?state=pending", ["pending"]), ("?state=sent", ["sent"]),
-     ("?limit=2", ["blocked", "pending"])],
+    [
+        ("", ["blocked", "pending", "failed", "sent"]),
+        ("?state=all", ["blocked", "pending", "failed", "sent"]),
+        ("?state=blocked", ["blocked"]),
+        ("?state=pending", ["pending"]),
+        ("?state=sent", ["sent"]),
+        ("?limit=2", ["blocked", "pending"]),
+    ],
 )
 def test_listing_filters_newest_first(api, spec, story, query, expected):
     response = api.get("/admin/outbox" + query)
@@ -106,7 +121,10 @@ def test_retry_moves_a_failed_message_back_to_pending_and_the_order_shows_it(app
     assert [u["delivery"] for u in updates] == ["sent", "pending", "pending"]
     assert api.get("/admin/outbox?state=failed").get_json()["items"] == []
     assert api.raw.get("/healthz").get_json()["outbox"] | {"oldest_pending_age_seconds": 0} == {
-        "pending": 2, "oldest_pending_age_seconds": 0, "failed": 0, "blocked": 1,
+        "pending": 2,
+        "oldest_pending_age_seconds": 0,
+        "failed": 0,
+        "blocked": 1,
     }
 
 
@@ -116,8 +134,11 @@ def test_retry_by_id_reports_what_it_skipped(app, api, spec, story):
     check_response(spec, "/admin/outbox/retry", "post", response)
     assert response.get_json() == {
         "retried": [story["blocked"]],  # a blocked message may be sent again once the user is back
-        "skipped": [{"id": story["sent"], "reason": "sent"}, {"id": story["pending"], "reason": "pending"},
-                    {"id": 999999, "reason": "not_found"}],
+        "skipped": [
+            {"id": story["sent"], "reason": "sent"},
+            {"id": story["pending"], "reason": "pending"},
+            {"id": 999999, "reason": "not_found"},
+        ],
     }
     assert row(app, story["sent"]).state == "sent"
 
@@ -133,8 +154,18 @@ def test_retry_all_failed_leaves_blocked_ones_alone(app, api, story):
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"ids": []}, {"ids": ["1"]}, {"ids": [0]}, {"ids": [2**63]}, {"ids": None}, {"all_failed": "yes"},
-     {"ids": list(range(1, 1002))}, [1], "retry"],
+    [
+        {},
+        {"ids": []},
+        {"ids": ["1"]},
+        {"ids": [0]},
+        {"ids": [2**63]},
+        {"ids": None},
+        {"all_failed": "yes"},
+        {"ids": list(range(1, 1002))},
+        [1],
+        "retry",
+    ],
 )
 def test_bad_retry_bodies_are_400(api, spec, story, body):
     response = api.post("/admin/outbox/retry", json=body)
@@ -189,9 +220,7 @@ def test_cli_lists_failed_messages_as_a_table(app, story):
     assert "Bad Request: chat not found" in wide.output
 
 
-@pytest.mark.parametrize(
-    "flag,expected", [("--blocked", "blocked"), ("--pending", "pending"), ("--all", "sent"), (None, "sent")]
-)
+@pytest.mark.parametrize("flag,expected", [("--blocked", "blocked"), ("--pending", "pending"), ("--all", "sent"), (None, "sent")])
 def test_cli_list_filters(app, story, flag, expected):
     result = cli(app, "outbox", "list", *([flag] if flag else []))
     assert result.exit_code == 0, result.output

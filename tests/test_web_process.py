@@ -81,7 +81,10 @@ class Web:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                cwd=ROOT, env=env, stdout=out, stderr=err,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=err,
             )
         self.wait_ready()
 
@@ -139,8 +142,14 @@ def test_secrets_never_reach_the_logs_and_each_request_is_one_line(web):
     claim = {"telegram_user_id": 1001, "verification_code": code}
     assert web.call("POST", "/enter_key_from_user/", json=claim).status_code == 200
     for status in ("created", "accepted"):
-        assert web.call("POST", "/provide_message_to_user/",
-                        json={"user_id": 1001, "order_id": "A-1", "horeca_id": "cafe-1", "status": status}).status_code == 202
+        assert (
+            web.call(
+                "POST",
+                "/provide_message_to_user/",
+                json={"user_id": 1001, "order_id": "A-1", "horeca_id": "cafe-1", "status": status},
+            ).status_code
+            == 202
+        )
     assert web.call("GET", "/orders/cafe-1/A-1").status_code == 200
     assert web.call("GET", "/subscribe-status?user_id=1001").json()["subscribed"] is True
 
@@ -157,10 +166,20 @@ def test_secrets_never_reach_the_logs_and_each_request_is_one_line(web):
     assert web.call("POST", "/verification-codes", json={"code": tg_token}).status_code == 400
     bad_claim = {"telegram_user_id": tg_token, "verification_code": api_token}
     assert web.call("POST", "/enter_key_from_user/", json=bad_claim).status_code == 400
-    assert web.call("POST", "/provide_message_to_user/", data=f"not json {api_token}",
-                    headers={"Content-Type": "application/json"}).status_code == 400
-    assert web.call("POST", "/provide_message_to_user/", json={"user_id": 1001, "order_id": "A-1", "horeca_id": "cafe-1",
-                                                               "status": "teleported", "text": tg_token}).status_code == 400
+    assert (
+        web.call(
+            "POST", "/provide_message_to_user/", data=f"not json {api_token}", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert (
+        web.call(
+            "POST",
+            "/provide_message_to_user/",
+            json={"user_id": 1001, "order_id": "A-1", "horeca_id": "cafe-1", "status": "teleported", "text": tg_token},
+        ).status_code
+        == 400
+    )
     oversize = "x" * 70_000  # MAX_BODY_BYTES is 64 KiB
     assert web.call("POST", "/verification-codes", data=oversize, headers={"Content-Type": "application/json"}).status_code == 413
     assert web.call("POST", "/admin/outbox/retry", json={"ids": [api_token]}).status_code == 400

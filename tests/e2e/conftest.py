@@ -88,7 +88,11 @@ class Proc:
 def base_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HORECA_", "BACKEND_WEBHOOK", "DELIVERY_"))}
     env.update(
-        DATABASE_URL=database_url, API_TOKEN=API_TOKEN, BOT_USERNAME=BOT_USERNAME, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT),
+        DATABASE_URL=database_url,
+        API_TOKEN=API_TOKEN,
+        BOT_USERNAME=BOT_USERNAME,
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(ROOT),
     )
     return env
 
@@ -164,6 +168,7 @@ class Stack:
         proc = Proc(f"run_bot#{n}", [PY, "run_bot.py"], self.bot_env(**overrides), self.log_dir / f"run_bot-{n}.log")
         self.bots.append(proc)
         if wait:
+
             def polling() -> bool:
                 assert proc.alive(), f"run_bot.py exited:\n{proc.output()[-3000:]}"
                 return self.emu.stats(BOT_USERNAME)["get_updates_calls"] > before
@@ -202,9 +207,7 @@ class Stack:
     def press(self, user_id: int, message_id: int, timeout: float = 10.0, **kw: Any) -> dict:
         """Press a button (by callback_data or button_text); returns the bot's answer to the callback query."""
         query = self.emu.press(BOT_USERNAME, user_id, message_id, **kw)["callback_query_id"]
-        answers = wait_until(
-            lambda: self.emu.callback_answers(BOT_USERNAME, query), timeout, what=f"an answer to the press {kw}"
-        )
+        answers = wait_until(lambda: self.emu.callback_answers(BOT_USERNAME, query), timeout, what=f"an answer to the press {kw}")
         assert len(answers) == 1
         return answers[0]
 
@@ -215,7 +218,8 @@ class Stack:
     def wait_status_messages(self, user_id: int, order_id: str, count: int, timeout: float = 10.0) -> list[dict]:
         return wait_until(
             lambda: (lambda ms: ms if len(ms) >= count else None)(self.status_messages(user_id, order_id)),
-            timeout, what=f"{count} messages about order {order_id}",
+            timeout,
+            what=f"{count} messages about order {order_id}",
         )
 
     # --- the database, read directly ---------------------------------------------------------------

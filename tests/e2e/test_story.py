@@ -40,8 +40,10 @@ def test_link_follow_statuses_and_cancel_with_confirmation(stack: Stack):
     assert "Your order is being prepared" in newest["plain_text"]
     assert "You can cancel the order until it is ready." in newest["plain_text"]
     # Exactly one live button: under the newest message.
-    wait_until(lambda: live_buttons(stack, anna, "A-1") == {newest["message_id"]: [("Cancel order", newest_data(newest))]},
-               what="the Cancel button on the newest message only")
+    wait_until(
+        lambda: live_buttons(stack, anna, "A-1") == {newest["message_id"]: [("Cancel order", newest_data(newest))]},
+        what="the Cancel button on the newest message only",
+    )
 
     # Cancel asks first; No brings the Cancel button back and changes nothing.
     answer = stack.press(anna, newest["message_id"], button_text="Cancel order")

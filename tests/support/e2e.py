@@ -59,7 +59,12 @@ class Api:
         assert response.status_code == 200, response.text
 
     def push(
-        self, user_id: int, order_id: str, status: str, horeca_id: str = "cafe-1", text: str | None = None,
+        self,
+        user_id: int,
+        order_id: str,
+        status: str,
+        horeca_id: str = "cafe-1",
+        text: str | None = None,
         expect: Iterable[int] = (200, 202),
     ) -> dict:
         body = {"user_id": user_id, "order_id": order_id, "horeca_id": horeca_id, "status": status}

@@ -34,8 +34,16 @@ def push(api, status: str, user_id: int = 1001, order_id: str = "A-1", horeca_id
     return response.get_json()["update_id"]
 
 
-def deliver(app, update_id: int, state: str, *, error: str | None = None, latency: float | None = None,
-            age: float | None = None, attempts: int = 1) -> None:
+def deliver(
+    app,
+    update_id: int,
+    state: str,
+    *,
+    error: str | None = None,
+    latency: float | None = None,
+    age: float | None = None,
+    attempts: int = 1,
+) -> None:
     """Record what the bot's delivery job would: sent (after `latency` seconds), failed or blocked with `error`.
 
     `age` moves the message's creation that many seconds into the past first.
