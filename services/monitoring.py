@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select, text
 
 from database import reading
-from models import BotHeartbeat, OutboxMessage, OutboxState, WebhookEvent, WebhookState, db, utcnow
+from models import BotHeartbeat, BotName, OutboxMessage, OutboxState, WebhookEvent, WebhookState, db, utcnow
 from services.outbox_admin import REQUEUED_NOTE
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,10 @@ class BotStatus:
 
 def expected_bots(config: Mapping[str, Any]) -> list[str]:
     """The bots the bot process runs with this configuration: the customer bot, and the staff bot when it has a token."""
-    return ["customer", "horeca"] if config.get("HORECA_BOT_TOKEN") else ["customer"]
+    return [BotName.CUSTOMER, BotName.HORECA] if config.get("HORECA_BOT_TOKEN") else [BotName.CUSTOMER]
 
 
-def bot_statuses(stale_after: float, expected: Iterable[str] = ("customer",)) -> dict[str, BotStatus]:
+def bot_statuses(stale_after: float, expected: Iterable[str] = (BotName.CUSTOMER,)) -> dict[str, BotStatus]:
     """Every bot that wrote a heartbeat, plus the `expected` ones (never_seen when they have not)."""
     now = utcnow()
     with reading() as session:

@@ -49,15 +49,6 @@ class Recorded:
     delivery: str
     duplicate: bool
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "update_id": self.update_id,
-            "order_id": self.order_id,
-            "horeca_id": self.horeca_id,
-            "status": self.status,
-            "delivery": self.delivery,
-        }
-
 
 # --- The dedup key: one message per (order, status). Existing outbox rows hold keys of this format, so it
 # must not change. The one-statement path learns the order's pk inside the statement: it builds the same

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from database import reading, transaction
-from models import BotName, Customer, Order, OutboxKind, OutboxMessage, OutboxState, db, iso, utcnow
+from models import BotName, Customer, Order, OutboxKind, OutboxMessage, OutboxState, db, utcnow
 from services import events, orders_pg
 from services.errors import Conflict, NotFound
 from services.order_status import (
@@ -166,7 +166,35 @@ _INSERT_UPDATE = (
 )
 
 
-def order_view(horeca_id: str, order_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class UpdateView:
+    """One status update of an order and how its delivery went."""
+
+    update_id: int
+    status: str | None
+    delivery: str
+    created_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order as the backend reads it (`GET /orders/<horeca_id>/<order_id>`)."""
+
+    order_id: str
+    horeca_id: str
+    user_id: int
+    status: str
+    cancellable: bool
+    cancel_requested: bool
+    cancel_requested_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    updates: list[UpdateView]
+
+
+def order_view(horeca_id: str, order_id: str) -> OrderView:
     """The order with every status update and its delivery state."""
     with reading() as session:
         order = session.scalar(select(Order).where(Order.horeca_id == horeca_id, Order.order_id == order_id))
@@ -177,29 +205,29 @@ def order_view(horeca_id: str, order_id: str) -> dict[str, Any]:
             .where(OutboxMessage.order_pk == order.id, OutboxMessage.kind == OutboxKind.STATUS)
             .order_by(OutboxMessage.id)
         ).all()
-        return {
-            "order_id": order.order_id,
-            "horeca_id": order.horeca_id,
-            "user_id": order.telegram_user_id,
-            "status": order.status,
-            "cancellable": order.cancellable and order.cancel_requested_at is None,
-            "cancel_requested": order.cancel_requested_at is not None,
-            "cancel_requested_at": iso(order.cancel_requested_at),
-            "created_at": iso(order.created_at),
-            "updated_at": iso(order.updated_at),
-            "updates": [
-                {
-                    "update_id": u.id,
-                    "status": u.status,
+        return OrderView(
+            order_id=order.order_id,
+            horeca_id=order.horeca_id,
+            user_id=order.telegram_user_id,
+            status=order.status,
+            cancellable=order.cancellable and order.cancel_requested_at is None,
+            cancel_requested=order.cancel_requested_at is not None,
+            cancel_requested_at=order.cancel_requested_at,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+            updates=[
+                UpdateView(
+                    update_id=u.id,
+                    status=u.status,
                     # A message being sent right now is still pending to the backend.
-                    "delivery": OutboxState.PENDING if u.state == OutboxState.SENDING else u.state,
-                    "created_at": iso(u.created_at),
-                    "sent_at": iso(u.sent_at),
-                    "last_error": u.last_error,
-                }
+                    delivery=OutboxState.PENDING if u.state == OutboxState.SENDING else u.state,
+                    created_at=u.created_at,
+                    sent_at=u.sent_at,
+                    last_error=u.last_error,
+                )
                 for u in updates
             ],
-        }
+        )
 
 
 def active_orders(telegram_user_id: int) -> list[Order]:
