@@ -98,6 +98,16 @@ class StaffMode(StrEnum):
     ADDING_REPLY = "adding_reply"
 
 
+class PromptEnd(StrEnum):
+    """How a staff bot prompt (write to the selection, add a quick reply) ended; its old buttons say so."""
+
+    SENT = "sent"  # its message went out
+    SAVED = "saved"  # the quick reply was saved
+    CANCELLED = "cancelled"  # ✖️ or /cancel
+    CLOSED = "closed"  # the selection was cleared, the horeca switched: nothing to write to any more
+    REPLACED = "replaced"  # a newer prompt was opened (never stored: a button of an older prompt)
+
+
 def display_name(first_name: str | None, last_name: str | None, username: str | None, telegram_user_id: int) -> str:
     """How a Telegram user is shown to a person: their name, else @username, else the id."""
     name = " ".join(p for p in (first_name, last_name) if p)
@@ -304,6 +314,9 @@ class StaffState(Model):
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     current_horeca_id: Mapped[str | None] = mapped_column(String(128))
     mode: Mapped[str] = mapped_column(String(16), default=StaffMode.IDLE)
+    # The number of the account's newest prompt (its buttons carry it) and how it ended (None while it is open).
+    prompt_no: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    prompt_end: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -6,7 +6,8 @@ services (outreach, relay, conversation, canned replies) build on the queries he
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,9 +16,20 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from database import transaction
-from models import Customer, DialogMessage, DialogRead, DialogSelection, Order, StaffMember, StaffMode, db, utcnow
+from models import (
+    Customer,
+    DialogMessage,
+    DialogRead,
+    DialogSelection,
+    Order,
+    PromptEnd,
+    StaffMember,
+    StaffMode,
+    db,
+    utcnow,
+)
 from services import staff
-from services.errors import Invalid, NotFound
+from services.errors import Conflict, Invalid, NotFound
 from services.orders import ACTIVE_STATUSES
 
 MAX_TEXT = 3500  # leaves room for the "Message from …" prefix within Telegram's 4096 characters
@@ -42,6 +54,21 @@ class CabinetSettings:
 
 
 DEFAULTS = CabinetSettings()
+
+
+class StaleList(Conflict):
+    """A button of a dialog list drawn for another selection (or a dialog no longer on its page) was pressed.
+
+    Nothing changed; the edge re-draws the list so that the next press acts on what the user sees.
+    """
+
+    code = "stale_list"
+
+
+def selection_stamp(horeca_id: str, selected: Iterable[int]) -> str:
+    """A short fingerprint of a staff member's selection (8 hex digits) that the list's buttons carry."""
+    ids = ",".join(str(cid) for cid in sorted(selected))
+    return hashlib.blake2s(f"{horeca_id}|{ids}".encode(), digest_size=4).hexdigest()
 
 
 def clean_text(text: str | None, limit: int = MAX_TEXT) -> str:
@@ -81,6 +108,7 @@ class DialogPage:
     total: int
     selected: int  # how many dialogs this staff member has selected (on every page)
     first: int  # the 1-based position of the page's first item in the whole list
+    stamp: str  # the selection's fingerprint (`selection_stamp`): the list's buttons carry it
 
 
 def dialog_index(horeca_id: str, settings: CabinetSettings) -> tuple[list[int], dict[int, datetime]]:
@@ -222,6 +250,7 @@ def list_dialogs(telegram_user_id: int, page: int = 0, settings: CabinetSettings
             total=len(index),
             selected=len(selected),
             first=page * size + 1,
+            stamp=selection_stamp(horeca_id, selected),
         )
 
 
@@ -263,12 +292,33 @@ def select_only(staff_member_id: int, customer_id: int) -> None:
     add_to_selection(staff_member_id, [customer_id])
 
 
-def toggle(telegram_user_id: int, customer_id: int) -> bool:
-    """Tick or untick one dialog; returns whether it is selected now. NotFound for a customer foreign to the horeca."""
+def check_seen(member: StaffMember, seen: str | None) -> None:
+    """StaleList unless the member's selection is still the one a list with stamp `seen` showed (None: no check)."""
+    if seen is not None and selection_stamp(member.horeca_id, selected_ids(member.id)) != seen:
+        raise StaleList("the selection changed since this list was drawn", "stale_list")
+
+
+def toggle(
+    telegram_user_id: int,
+    customer_id: int,
+    page: int | None = None,
+    seen: str | None = None,
+    settings: CabinetSettings = DEFAULTS,
+) -> bool:
+    """Tick or untick one dialog; returns whether it is selected now. NotFound for a customer foreign to the horeca.
+
+    Pressed on a list (`page`, `seen`): StaleList, changing nothing, when the selection is no longer the one the
+    list showed or the dialog is no longer on that page.
+    """
     with transaction():
         _, member, _ = staff.current_member(telegram_user_id, lock=True)
         if not knows(member.horeca_id, customer_id):
             raise NotFound("no such dialog", "dialog_not_found")
+        check_seen(member, seen)
+        if page is not None:
+            index, _ = dialog_index(member.horeca_id, settings)
+            if customer_id not in index[page * settings.page_size : (page + 1) * settings.page_size]:
+                raise StaleList("this dialog is no longer on this page", "stale_list")
         row = db.session.scalar(
             select(DialogSelection).where(
                 DialogSelection.staff_member_id == member.id, DialogSelection.customer_id == customer_id
@@ -281,22 +331,24 @@ def toggle(telegram_user_id: int, customer_id: int) -> bool:
         return True
 
 
-def select_all(telegram_user_id: int, settings: CabinetSettings = DEFAULTS) -> int:
-    """Tick every dialog in the list (all pages); returns how many are selected."""
+def select_all(telegram_user_id: int, settings: CabinetSettings = DEFAULTS, seen: str | None = None) -> int:
+    """Tick every dialog in the list (all pages); returns how many are selected. StaleList as `toggle`."""
     with transaction():
         _, member, _ = staff.current_member(telegram_user_id, lock=True)
+        check_seen(member, seen)
         index, _ = dialog_index(member.horeca_id, settings)
         add_to_selection(member.id, index)
         return len(selected_ids(member.id))
 
 
-def clear(telegram_user_id: int) -> None:
-    """Untick every dialog (and stop composing to them)."""
+def clear(telegram_user_id: int, seen: str | None = None) -> None:
+    """Untick every dialog (and close a prompt writing to them). StaleList as `toggle`."""
     with transaction():
         state, member, _ = staff.current_member(telegram_user_id, lock=True)
+        check_seen(member, seen)
         db.session.execute(delete(DialogSelection).where(DialogSelection.staff_member_id == member.id))
         if state.mode == StaffMode.COMPOSING:
-            state.mode = StaffMode.IDLE
+            staff.end_prompt(state, PromptEnd.CLOSED)
 
 
 # --- reads -----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import CursorResult
 
 from database import transaction
-from models import CannedReply, StaffMode, db, utcnow
+from models import CannedReply, PromptEnd, db, utcnow
 from services import staff
 from services.cabinet import clean_text
 from services.errors import Invalid, NotFound
@@ -36,7 +36,7 @@ def add_reply(telegram_user_id: int, text: str) -> Reply:
     """Save a short canned reply for the current horeca; the account goes back to idle."""
     with transaction():
         state, member, _ = staff.current_member(telegram_user_id, lock=True)
-        state.mode = StaffMode.IDLE
+        staff.end_prompt(state, PromptEnd.SAVED)
         body = clean_text(text, limit=MAX_REPLY_CHARS)
         count = db.session.scalar(select(func.count()).select_from(CannedReply).where(CannedReply.horeca_id == member.horeca_id))
         if (count or 0) >= MAX_REPLIES:
@@ -58,12 +58,15 @@ def delete_reply(telegram_user_id: int, reply_id: int) -> bool:
         return bool(result.rowcount)
 
 
-def send_reply(telegram_user_id: int, reply_id: int) -> Sent:
-    """Send a canned reply of the current horeca to the selected dialogs, with one tap."""
+def send_reply(telegram_user_id: int, reply_id: int, prompt: int | None = None) -> Sent:
+    """Send a canned reply of the current horeca to the selected dialogs, with one tap.
+
+    `prompt`: tapped under that compose prompt; PromptClosed (nothing sent) unless it is still the open one.
+    """
     with transaction():
         _, member, _ = staff.current_member(telegram_user_id)
         row = db.session.get(CannedReply, reply_id)
         if row is None or row.horeca_id != member.horeca_id:
             raise NotFound("this canned reply was deleted", "reply_not_found")
         text = row.text
-    return send_to_selected(telegram_user_id, text, require_composing=False)
+    return send_to_selected(telegram_user_id, text, require_composing=prompt is not None, prompt=prompt)

@@ -22,6 +22,7 @@ from models import (
     OutboxKind,
     OutboxMessage,
     OutboxState,
+    PromptEnd,
     StaffMember,
     StaffMode,
     db,
@@ -31,6 +32,7 @@ from services import staff
 from services.cabinet import (
     DEFAULTS,
     CabinetSettings,
+    check_seen,
     clean_text,
     colleague_answers,
     knows,
@@ -63,9 +65,10 @@ class Target:
     names: list[str]  # the first few recipients
     colleagues: dict[str, str] = field(default_factory=dict)  # customer name → colleague who answered within a minute
     order_id: str | None = None  # for a single dialog
+    prompt: int = 0  # the number of the prompt that asks for the text (its buttons carry it)
 
 
-def _target(member: StaffMember, customer_ids: list[int], settings: CabinetSettings) -> Target:
+def _target(member: StaffMember, customer_ids: list[int], settings: CabinetSettings, prompt: int) -> Target:
     people: list[Customer] = []
     if customer_ids:
         stmt = select(Customer).where(Customer.id.in_(customer_ids)).order_by(Customer.id)
@@ -83,19 +86,23 @@ def _target(member: StaffMember, customer_ids: list[int], settings: CabinetSetti
         names=[c.display_name for c in people[:5]],
         colleagues={by_id[cid].display_name: name for cid, name in colleagues.items()},
         order_id=order_id,
+        prompt=prompt,
     )
 
 
-def start_composing(telegram_user_id: int, settings: CabinetSettings = DEFAULTS) -> Target:
-    """ "Write to selected": the account's next text goes to its selected dialogs. Invalid when none is selected."""
+def start_composing(telegram_user_id: int, settings: CabinetSettings = DEFAULTS, seen: str | None = None) -> Target:
+    """ "Write to selected": the account's next text goes to its selected dialogs. Invalid when none is selected.
+
+    `seen`: the stamp of the list the button was on; StaleList (nothing changes) when the selection is another now.
+    """
     with transaction():
         state, member, _ = staff.current_member(telegram_user_id, lock=True)
+        check_seen(member, seen)
         selected = sorted(selected_ids(member.id))
         if not selected:
             raise Invalid("select at least one dialog first", "nothing_selected")
-        state.mode = StaffMode.COMPOSING
-        state.updated_at = utcnow()
-        return _target(member, selected, settings)
+        prompt = staff.open_prompt(state, StaffMode.COMPOSING)
+        return _target(member, selected, settings, prompt)
 
 
 def _reply_to(telegram_user_id: int, horeca_id: str, customer_id: int, settings: CabinetSettings) -> Target:
@@ -104,11 +111,10 @@ def _reply_to(telegram_user_id: int, horeca_id: str, customer_id: int, settings:
         raise NotStaff("you are not staff of this horeca", "not_staff")
     state = staff.lock_state(telegram_user_id)
     state.current_horeca_id = horeca_id
-    state.mode = StaffMode.COMPOSING
-    state.updated_at = utcnow()
+    prompt = staff.open_prompt(state, StaffMode.COMPOSING)
     select_only(member.id, customer_id)
     mark_read_in(horeca_id, customer_id)
-    return _target(member, [customer_id], settings)
+    return _target(member, [customer_id], settings, prompt)
 
 
 def reply_to_message(telegram_user_id: int, dialog_message_id: int, settings: CabinetSettings = DEFAULTS) -> Target:
@@ -144,10 +150,15 @@ class Sent:
     summarized: bool  # nothing left to deliver: `blocked` is the whole story, no summary will follow
 
 
-def send_to_selected(telegram_user_id: int, text: str, *, require_composing: bool = True) -> Sent:
-    """Queue `text` to every selected customer through the customer bot; the account goes back to idle."""
+def send_to_selected(telegram_user_id: int, text: str, *, require_composing: bool = True, prompt: int | None = None) -> Sent:
+    """Queue `text` to every selected customer through the customer bot; the account goes back to idle.
+
+    `prompt`: sent by a button of that prompt; PromptClosed (nothing sent) unless it is still the open one.
+    """
     with transaction():
         state, member, _ = staff.current_member(telegram_user_id, lock=True)
+        if prompt is not None:
+            staff.check_prompt(state, prompt)
         if require_composing and state.mode != StaffMode.COMPOSING:
             raise Invalid("press “Write to selected” first", "not_composing")
         body = clean_text(text)
@@ -200,8 +211,7 @@ def send_to_selected(telegram_user_id: int, text: str, *, require_composing: boo
         summarized = len(blocked_names) == len(people)
         if summarized:
             batch.summarized_at = now  # the caller tells the staff member right away
-        state.mode = StaffMode.IDLE
-        state.updated_at = now
+        staff.end_prompt(state, PromptEnd.SENT)
         return Sent(
             batch_id=batch.id,
             total=len(people),

@@ -19,6 +19,7 @@ from models import (
     OutboxKind,
     OutboxMessage,
     OutboxState,
+    PromptEnd,
     StaffMember,
     StaffMode,
     StaffState,
@@ -27,7 +28,7 @@ from models import (
 )
 from services import linking
 from services.customers import Profile
-from services.errors import Invalid, NotFound, ServiceError
+from services.errors import Conflict, Invalid, NotFound, ServiceError
 
 MODES = tuple(StaffMode)
 
@@ -37,6 +38,16 @@ class NotStaff(ServiceError):
 
     status = 403
     code = "not_staff"
+
+
+class PromptClosed(Conflict):
+    """A button of a prompt that is no longer open was pressed; `end` says how it ended."""
+
+    code = "prompt_closed"
+
+    def __init__(self, end: PromptEnd) -> None:
+        super().__init__(f"this prompt is no longer open ({end})")
+        self.end = end
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,59 @@ def lock_state(telegram_user_id: int) -> StaffState:
     return state
 
 
+# --- prompts: what the account's next text means, numbered so that their buttons can tell a stale press -------
+
+
+def open_prompt(state: StaffState, mode: StaffMode) -> int:
+    """Open a new prompt (inside the caller's transaction): the next text means `mode`; returns its number."""
+    state.mode = mode
+    state.prompt_no = (state.prompt_no or 0) + 1
+    state.prompt_end = None
+    state.updated_at = utcnow()
+    return state.prompt_no
+
+
+def end_prompt(state: StaffState, end: PromptEnd) -> None:
+    """Close the open prompt, if any, recording how it ended; the next text means nothing (idle)."""
+    if state.mode != StaffMode.IDLE:
+        state.prompt_end = end
+    state.mode = StaffMode.IDLE
+    state.updated_at = utcnow()
+
+
+def prompt_end(state: StaffState, prompt_no: int) -> PromptEnd | None:
+    """None while prompt `prompt_no` is the open one; else how it ended (REPLACED for an older prompt)."""
+    if prompt_no != state.prompt_no:
+        return PromptEnd.REPLACED
+    if state.mode == StaffMode.IDLE:
+        return PromptEnd(state.prompt_end) if state.prompt_end in tuple(PromptEnd) else PromptEnd.CLOSED
+    return None
+
+
+def check_prompt(state: StaffState, prompt_no: int) -> None:
+    """PromptClosed unless prompt `prompt_no` is the open one."""
+    end = prompt_end(state, prompt_no)
+    if end is not None:
+        raise PromptClosed(end)
+
+
+def cancel_prompt(telegram_user_id: int, prompt_no: int) -> PromptEnd | None:
+    """✖️ under prompt `prompt_no`: cancel it if it is the open one (None); else how it had ended, changing nothing."""
+    with transaction():
+        state, _, _ = current_member(telegram_user_id, lock=True)
+        end = prompt_end(state, prompt_no)
+        if end is None:
+            end_prompt(state, PromptEnd.CANCELLED)
+        return end
+
+
+def add_reply_prompt(telegram_user_id: int) -> int:
+    """➕ under the quick replies: the next text is a new quick reply; returns the prompt's number."""
+    with transaction():
+        state, _, _ = current_member(telegram_user_id, lock=True)
+        return open_prompt(state, StaffMode.ADDING_REPLY)
+
+
 def _apply_profile(member: StaffMember, chat_id: int | None, profile: Profile | None) -> None:
     if chat_id:
         member.chat_id = chat_id
@@ -191,8 +255,7 @@ def join(code: str, telegram_user_id: int, chat_id: int, profile: Profile | None
         _apply_profile(member, chat_id, profile)
         state = lock_state(telegram_user_id)
         state.current_horeca_id = horeca_id
-        state.mode = StaffMode.IDLE
-        state.updated_at = now
+        end_prompt(state, PromptEnd.CLOSED)
         return Joined(horeca_id=horeca_id, horeca_name=horeca_name(horeca_id), rejoined=rejoined, already=already)
 
 
@@ -253,8 +316,7 @@ def remove(horeca_id: str, telegram_user_id: int) -> Removed:
             if state.current_horeca_id == horeca_id:
                 others = [m for m in _active_memberships(telegram_user_id) if m.id != member.id]
                 state.current_horeca_id = others[0].horeca_id if others else None
-                state.mode = StaffMode.IDLE
-                state.updated_at = now
+                end_prompt(state, PromptEnd.CLOSED)
             # Customer messages of this horeca still waiting for delivery to them are not theirs any more.
             db.session.execute(
                 update(OutboxMessage)
@@ -283,8 +345,7 @@ def _current(telegram_user_id: int, lock: bool = False) -> tuple[StaffState, Sta
     if member is None:
         member = memberships[0]
         state.current_horeca_id = member.horeca_id
-        state.mode = StaffMode.IDLE
-        state.updated_at = utcnow()
+        end_prompt(state, PromptEnd.CLOSED)
     return state, member
 
 
@@ -347,17 +408,18 @@ def switch_horeca(telegram_user_id: int, horeca_id: str) -> Cabinet:
             raise NotStaff("you are not staff of this horeca", "not_staff")
         state = lock_state(telegram_user_id)
         state.current_horeca_id = horeca_id
-        state.mode = StaffMode.IDLE
-        state.updated_at = utcnow()
+        end_prompt(state, PromptEnd.CLOSED)
         return _cabinet(state, member, len(_active_memberships(telegram_user_id)))
 
 
 def set_mode(telegram_user_id: int, mode: str) -> Cabinet:
-    """Set what the account's next text means (idle, composing to the selection, adding a canned reply)."""
+    """Set what the account's next text means: idle cancels the open prompt, another mode opens a new one."""
     if mode not in MODES:
         raise Invalid(f"mode must be one of {', '.join(MODES)}", "invalid_mode")
     with transaction():
         state, member, count = current_member(telegram_user_id, lock=True)
-        state.mode = StaffMode(mode)
-        state.updated_at = utcnow()
+        if mode == StaffMode.IDLE:
+            end_prompt(state, PromptEnd.CANCELLED)
+        else:
+            open_prompt(state, StaffMode(mode))
         return _cabinet(state, member, count)

@@ -3,8 +3,9 @@
 Every place that draws a status message or moves its keyboard reads the same `StatusCard`, from one family
 of queries: the cards of rows being claimed for sending (`claimed`, from one query per claimed batch), the
 card under a pressed button (`pressed`, `of_message`), and the cards whose keyboard must go (`stale`,
-`stale_of`, `superseded`). The rules "may this order still be cancelled" and "does the button belong on this
-message" are the card's properties, so the bot only draws and translates.
+`stale_of`, `superseded`). Each query names the cafe as staff messages do (the horeca's name, else its id)
+through an outer join to `horecas`, never a query per card. The rules "may this order still be cancelled" and
+"does the button belong on this message" are the card's properties, so the bot only draws and translates.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, Row, bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from database import read_only, reading
-from models import Customer, Order, OutboxKind, OutboxMessage, OutboxState, db
+from models import Customer, Horeca, Order, OutboxKind, OutboxMessage, OutboxState, db
 from services.orders import CANCELLABLE_STATUSES
 
 
@@ -53,9 +54,9 @@ class StatusCard:
         return self.open and self.newest and self.status in CANCELLABLE_STATUSES
 
 
-def _cafe(horeca_id: str) -> str:
-    """What a card calls the cafe (its id until cafes have names)."""
-    return horeca_id
+def _cafe(horeca_id: str, name: str | None) -> str:
+    """What a card calls the cafe: like staff messages do (`staff.horeca_name`), its name, else its id."""
+    return name or horeca_id
 
 
 def _cancellable(cancellable: bool, order_status: str | None) -> bool:
@@ -67,12 +68,14 @@ def _cancellable(cancellable: bool, order_status: str | None) -> bool:
 _NEWER = aliased(OutboxMessage, name="newer")
 _ORDERS_OF_CLAIM = select(
     Order.id, Order.order_id, Order.horeca_id, Order.telegram_user_id, Order.status, Order.cancellable,
-    Order.cancel_requested_at,
+    Order.cancel_requested_at, Horeca.name.label("horeca_name"),
     select(func.max(_NEWER.id))
     .where(_NEWER.order_pk == Order.id, _NEWER.kind == OutboxKind.STATUS)
     .scalar_subquery()
     .label("newest"),
-).where(Order.id.in_(bindparam("pks", expanding=True)))  # fmt: skip
+).outerjoin(Horeca, Horeca.id == Order.horeca_id).where(
+    Order.id.in_(bindparam("pks", expanding=True))
+)  # fmt: skip
 
 
 def orders_of_claim(conn: Connection, order_pks: Iterable[int]) -> Mapping[int, Row[Any]]:
@@ -87,7 +90,8 @@ def claimed(row: Any, order: Row[Any] | None, language: str | None) -> StatusCar
         return None
     return StatusCard(
         row_id=row.id, bot=row.bot, chat_id=row.chat_id, message_id=None, has_button=False, order_pk=order.id,
-        order_id=order.order_id, horeca_id=order.horeca_id, cafe=_cafe(order.horeca_id), owner=order.telegram_user_id,
+        order_id=order.order_id, horeca_id=order.horeca_id, cafe=_cafe(order.horeca_id, order.horeca_name),
+        owner=order.telegram_user_id,
         status=row.status, text=row.text, language=language, cancellable=_cancellable(order.cancellable, order.status),
         cancel_requested=order.cancel_requested_at is not None, newest=order.newest is None or order.newest <= row.id,
     )  # fmt: skip
@@ -111,10 +115,11 @@ def _build_sent_cards() -> tuple[Any, Any]:
             o.id, o.bot, o.chat_id, o.telegram_message_id, o.has_button, o.status, o.text,
             Order.id.label("order_pk"), Order.order_id, Order.horeca_id, Order.telegram_user_id,
             Order.status.label("order_status"), Order.cancellable, Order.cancel_requested_at, Customer.language_code,
-            newer_sent.label("newer_sent"),
+            newer_sent.label("newer_sent"), Horeca.name.label("horeca_name"),
         )
         .join(Order, Order.id == o.order_pk)
         .outerjoin(Customer, Customer.id == Order.customer_id)
+        .outerjoin(Horeca, Horeca.id == Order.horeca_id)
         .where(o.kind == OutboxKind.STATUS, o.telegram_message_id.is_not(None))
     )  # fmt: skip
     stale = cards.where(
@@ -135,7 +140,8 @@ _OF_MESSAGE = _SENT_CARDS.where(
 def _sent(r: Row[Any]) -> StatusCard:
     return StatusCard(
         row_id=r.id, bot=r.bot, chat_id=r.chat_id, message_id=r.telegram_message_id, has_button=bool(r.has_button),
-        order_pk=r.order_pk, order_id=r.order_id, horeca_id=r.horeca_id, cafe=_cafe(r.horeca_id), owner=r.telegram_user_id,
+        order_pk=r.order_pk, order_id=r.order_id, horeca_id=r.horeca_id, cafe=_cafe(r.horeca_id, r.horeca_name),
+        owner=r.telegram_user_id,
         status=r.status, text=r.text, language=r.language_code, cancellable=_cancellable(r.cancellable, r.order_status),
         cancel_requested=r.cancel_requested_at is not None, newest=not r.newer_sent,
     )  # fmt: skip

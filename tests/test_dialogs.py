@@ -514,3 +514,87 @@ def test_customer_messages_still_queued_for_a_removed_member_are_not_sent(ctx):
     states = [(json.loads(r.payload).get("text") or json.loads(r.payload)["type"], r.state) for r in rows]
     db.session.rollback()
     assert states == [("for cafe one", "failed"), ("for cafe two", "pending"), ("removed", "pending")]
+
+
+# --- stale lists and prompts (issue 14) ------------------------------------------------------------
+
+
+def test_a_list_acts_only_on_the_selection_it_showed(ctx):
+    join(BARISTA)
+    anna = customer(1, "Anna")
+    boris = customer(2, "Boris")
+    drawn = cabinet.list_dialogs(BARISTA)
+    assert cabinet.toggle(BARISTA, anna, 0, drawn.stamp) is True
+    # Every acting press with the old list's stamp is refused and changes nothing.
+    for act in (
+        lambda: cabinet.toggle(BARISTA, boris, 0, drawn.stamp),
+        lambda: cabinet.select_all(BARISTA, seen=drawn.stamp),
+        lambda: cabinet.clear(BARISTA, seen=drawn.stamp),
+        lambda: outreach.start_composing(BARISTA, seen=drawn.stamp),
+    ):
+        with pytest.raises(cabinet.StaleList):
+            act()
+    assert [i.customer_id for i in cabinet.list_dialogs(BARISTA).items if i.selected] == [anna]
+    assert staff.cabinet(BARISTA).mode == "idle"
+    # The list drawn now acts.
+    now = cabinet.list_dialogs(BARISTA)
+    assert now.stamp != drawn.stamp and now.stamp == cabinet.selection_stamp(CAFE, [anna])
+    assert outreach.start_composing(BARISTA, seen=now.stamp).count == 1
+
+
+def test_the_same_selection_gives_the_same_stamp_in_each_horeca_only(ctx):
+    assert cabinet.selection_stamp(CAFE, [2, 1]) == cabinet.selection_stamp(CAFE, [1, 2])
+    assert cabinet.selection_stamp(CAFE, [1, 2]) != cabinet.selection_stamp("cafe-2", [1, 2])
+    assert cabinet.selection_stamp(CAFE, []) != cabinet.selection_stamp(CAFE, [1])
+    assert len(cabinet.selection_stamp(CAFE, [1])) == 8
+
+
+def test_a_toggle_for_a_dialog_no_longer_on_its_page_is_stale(ctx):
+    join(BARISTA)
+    settings = cabinet.CabinetSettings(page_size=1)
+    anna = customer(1, "Anna")
+    customer(2, "Boris")  # newer: Boris is on page 0, Anna on page 1
+    stamp = cabinet.list_dialogs(BARISTA, 0, settings).stamp
+    with pytest.raises(cabinet.StaleList):
+        cabinet.toggle(BARISTA, anna, 0, stamp, settings)
+    assert cabinet.toggle(BARISTA, anna, 1, stamp, settings) is True
+
+
+def test_a_prompt_answers_how_it_ended(ctx):
+    join(BARISTA)
+    anna = customer(1, "Anna")
+    cabinet.toggle(BARISTA, anna)
+    first = outreach.start_composing(BARISTA).prompt
+    second = outreach.start_composing(BARISTA).prompt  # pressed Write again: the first prompt is replaced
+    assert second == first + 1
+    assert staff.cancel_prompt(BARISTA, first) == "replaced"
+    assert staff.cabinet(BARISTA).mode == "composing"  # the open prompt is untouched
+    outreach.send_to_selected(BARISTA, "Ready!")
+    assert staff.cancel_prompt(BARISTA, second) == "sent"  # sent: nothing to cancel
+    with pytest.raises(staff.PromptClosed) as closed:
+        outreach.send_to_selected(BARISTA, "again", prompt=second)
+    assert closed.value.end == "sent" and len(customer_messages()) == 1
+
+    third = outreach.start_composing(BARISTA).prompt
+    assert staff.cancel_prompt(BARISTA, third) is None  # open: cancelled now
+    assert staff.cancel_prompt(BARISTA, third) == "cancelled"
+    fourth = staff.add_reply_prompt(BARISTA)
+    canned.add_reply(BARISTA, "ok")
+    assert staff.cancel_prompt(BARISTA, fourth) == "saved"
+    fifth = outreach.start_composing(BARISTA).prompt
+    cabinet.clear(BARISTA)  # nothing left to write to
+    assert staff.cancel_prompt(BARISTA, fifth) == "closed"
+    db.session.remove()  # as after a restart: the prompt's number and end are in the database
+    assert staff.cancel_prompt(BARISTA, fifth) == "closed"
+
+
+def test_a_quick_reply_under_a_prompt_is_sent_once(ctx):
+    join(BARISTA)
+    anna = customer(1, "Anna")
+    reply = canned.add_reply(BARISTA, "Your order is ready")
+    cabinet.toggle(BARISTA, anna)
+    prompt = outreach.start_composing(BARISTA).prompt
+    assert canned.send_reply(BARISTA, reply.id, prompt=prompt).queued == 1
+    with pytest.raises(staff.PromptClosed):
+        canned.send_reply(BARISTA, reply.id, prompt=prompt)
+    assert [m.text for m in customer_messages()] == ["Your order is ready"]

@@ -268,7 +268,7 @@ def test_a_customer_message_arrives_with_a_reply_button_and_the_reply_goes_back(
     assert notice["plain_text"] == "💬 Anna (order #123):\nCan I have it without sugar?"
     (prompt,) = sb.press(BARISTA, notice, button(notice, "↩️ Reply"))
     assert "Reply to Anna (order #123)" in prompt["plain_text"]
-    assert "Sending to 1 customers" in sb.say(BARISTA, "Sure, no sugar!")[0]["plain_text"]
+    assert "Sending to 1 customer…" in sb.say(BARISTA, "Sure, no sugar!")[0]["plain_text"]
     assert customer_messages(sb.app) == [(501, "Sure, no sugar!")]
 
 
@@ -312,7 +312,9 @@ def test_cancel_composing_sends_nothing(sb):
 def test_write_with_nothing_selected_is_refused(sb):
     customer(sb.app, 501, "Anna")
     cabinet = joined(sb)[1]
-    sb.emu.press(BOT, BARISTA, cabinet["message_id"], callback_data="sw", force=True)
+    with sb.app.app_context():
+        stamp = list_dialogs(BARISTA).stamp  # the list's own stamp: a forged button, not a stale one
+    sb.emu.press(BOT, BARISTA, cabinet["message_id"], callback_data=f"sw:0:{stamp}", force=True)
     sb.process()
     assert sb.answers()[-1]["text"] == "Tick at least one dialog first."
 
@@ -497,3 +499,161 @@ def test_forged_buttons_of_every_action_are_answered_and_change_nothing(sb):
         assert list_dialogs(BARISTA).selected == 0
         assert staff.cabinet(BARISTA).mode == "idle"
     assert customer_messages(sb.app) == []
+
+
+# --- stale buttons (issue 14) ----------------------------------------------------------------------
+
+
+def cabinet_with(sb, *names: str) -> dict:
+    """A joined barista's cabinet with these customers ticked."""
+    cabinet = joined(sb)[1]
+    for name in names:
+        sb.press(BARISTA, cabinet, button(cabinet, f"☐ {name}"))
+        cabinet = sb.message(BARISTA, cabinet["message_id"])
+    return cabinet
+
+
+def test_an_old_cancel_under_a_sent_prompt_says_it_was_sent(sb, server):
+    customer(sb.app, 501, "Anna")
+    customer(sb.app, 502, "Boris")
+    cabinet = cabinet_with(sb, "Anna", "Boris")
+    (prompt,) = sb.press(BARISTA, cabinet, button(cabinet, "✏️ Write to selected (2)"))
+    sb.say(BARISTA, "Ten more minutes")
+    # The bot restarts (a new TeleBot, nothing in memory) and the old ✖️ is pressed, on another device say.
+    restarted = StaffBot(sb.app, server, sb.emu)
+    restarted.offset = sb.offset
+    assert restarted.press(BARISTA, prompt, button(prompt, "✖️ Cancel")) == []
+    assert sb.answers()[-1]["text"] == "Already sent."
+    closed = sb.message(BARISTA, prompt["message_id"])
+    assert closed["plain_text"].startswith("✏️ Write your message to 2: Anna, Boris.")
+    assert closed["plain_text"].endswith("\n\n✅ Sent.") and not buttons(closed)
+    assert "Cancelled" not in closed["plain_text"]
+    assert len(customer_messages(sb.app)) == 2
+
+
+def test_a_quick_reply_under_the_prompt_sends_once_and_closes_the_prompt(sb):
+    from services import canned
+
+    customer(sb.app, 501, "Anna")
+    cabinet = cabinet_with(sb, "Anna")
+    with sb.app.app_context():
+        canned.add_reply(BARISTA, "Your order is ready")
+    (prompt,) = sb.press(BARISTA, cabinet, button(cabinet, "✏️"))
+    quick = button(prompt, "⚡ Your order is ready")
+    (ack,) = sb.press(BARISTA, prompt, quick)
+    assert ack["plain_text"] == "📤 Sending to 1 customer…"
+    closed = sb.message(BARISTA, prompt["message_id"])
+    assert closed["plain_text"].endswith("✅ Sent.") and not buttons(closed)
+    # A second tap that was already on its way (or a press from an older copy of the prompt).
+    sb.emu.press(BOT, BARISTA, prompt["message_id"], callback_data=quick, force=True)
+    sb.process()
+    assert sb.answers()[-1]["text"] == "Already sent."
+    assert customer_messages(sb.app) == [(501, "Your order is ready")]
+
+
+def test_a_replaced_prompt_is_closed_and_the_new_one_stays_open(sb):
+    customer(sb.app, 501, "Anna")
+    cabinet = cabinet_with(sb, "Anna")
+    (first,) = sb.press(BARISTA, cabinet, button(cabinet, "✏️"))
+    (second,) = sb.press(BARISTA, cabinet, button(cabinet, "✏️"))
+    sb.press(BARISTA, first, button(first, "✖️ Cancel"))
+    assert sb.answers()[-1]["text"] == "This prompt is closed."
+    assert sb.message(BARISTA, first["message_id"])["plain_text"].endswith("⏹ Closed.")
+    assert "Sending to 1 customer" in sb.say(BARISTA, "Still composing")[0]["plain_text"]
+    sb.press(BARISTA, second, button(second, "✖️ Cancel"))
+    assert sb.answers()[-1]["text"] == "Already sent."
+
+
+def test_an_old_write_button_redraws_the_list_instead_of_writing(sb):
+    customer(sb.app, 501, "Anna")
+    customer(sb.app, 502, "Boris")
+    cabinet = cabinet_with(sb, "Anna", "Boris")
+    with sb.app.app_context():
+        relay.relay_from_customer(501, "Is it ready?")
+    (notice,) = sb.deliver_notices()
+    (reply_prompt,) = sb.press(BARISTA, notice, button(notice, "↩️ Reply"))  # the selection is Anna alone now
+    sb.press(BARISTA, reply_prompt, button(reply_prompt, "✖️ Cancel"))
+    assert sb.press(BARISTA, cabinet, button(cabinet, "✏️ Write to selected (2)")) == []  # no prompt
+    assert sb.answers()[-1]["text"] == "The list has changed: here it is again. Check it and press once more."
+    cabinet = sb.message(BARISTA, cabinet["message_id"])
+    assert "Selected: 1" in cabinet["plain_text"] and button(cabinet, "✏️ Write to selected (1)")
+    assert [t for t, _ in buttons(cabinet) if t.startswith("☑")] == ["☑ Anna · #Anna-1 preparing"]
+    (prompt,) = sb.press(BARISTA, cabinet, button(cabinet, "✏️ Write to selected (1)"))
+    assert "Reply to Anna" in prompt["plain_text"]
+
+
+def test_an_old_list_redraws_before_a_toggle_acts(sb):
+    customer(sb.app, 501, "Anna")
+    customer(sb.app, 502, "Boris")
+    old = joined(sb)[1]
+    (new,) = sb.say(BARISTA, "/dialogs")
+    sb.press(BARISTA, new, button(new, "☐ Anna"))
+    assert "Selected: 0" in sb.message(BARISTA, old["message_id"])["plain_text"]  # drawn before: still says 0
+    sb.press(BARISTA, old, button(old, "☐ Boris"))
+    assert sb.answers()[-1]["text"].startswith("The list has changed")
+    old = sb.message(BARISTA, old["message_id"])
+    assert "Selected: 1" in old["plain_text"] and any(t.startswith("☑ Anna") for t, _ in buttons(old))
+    with sb.app.app_context():
+        assert list_dialogs(BARISTA).selected == 1  # Boris was not ticked
+    sb.press(BARISTA, old, button(old, "☐ Boris"))  # the re-drawn list acts
+    assert sb.answers()[-1]["text"] == "Selected"
+    new = sb.message(BARISTA, new["message_id"])
+    assert "Selected: 1" in new["plain_text"]  # drawn when one was selected; two are now
+    sb.press(BARISTA, new, button(new, "Clear"))
+    assert sb.answers()[-1]["text"].startswith("The list has changed")
+    with sb.app.app_context():
+        assert list_dialogs(BARISTA).selected == 2
+    new = sb.message(BARISTA, new["message_id"])
+    assert "Selected: 2" in new["plain_text"]
+    sb.press(BARISTA, new, button(new, "Clear"))
+    assert sb.answers()[-1]["text"] == "Selection cleared"
+
+
+def test_buttons_drawn_before_stamps_still_parse_and_never_act():
+    from bot.staff import keyboards as kb
+
+    assert kb.parse("sw") == kb.Press(kb.WRITE)
+    assert kb.parse("st:5:0") == kb.Press(kb.TOGGLE, number=5)
+    assert kb.parse("sx") == kb.Press(kb.CANCEL, prompt=0)
+    assert kb.parse("st:5:0:0a1b2c3d") == kb.Press(kb.TOGGLE, number=5, stamp="0a1b2c3d")
+    assert kb.parse("qp:7:3") == kb.Press(kb.PROMPT_CANNED, number=7, prompt=3)
+    for forged in ("st:5", "st:5:0:XYZ", "sw:0:0a1b2c3d:1", "qp:7", "sx:-1", "sp:1:2", "st::0", "sn:1"):
+        assert kb.parse(forged) is None, forged
+
+
+# --- counts ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "ru", "en"),
+    [
+        (1, "📤 Отправляю 1 гостю…", "📤 Sending to 1 customer…"),
+        (2, "📤 Отправляю 2 гостям…", "📤 Sending to 2 customers…"),
+        (5, "📤 Отправляю 5 гостям…", "📤 Sending to 5 customers…"),
+        (21, "📤 Отправляю 21 гостю…", "📤 Sending to 21 customers…"),
+    ],
+)
+def test_counts_take_the_form_of_each_language(n, ru, en):
+    from bot.staff import texts as staff_texts
+
+    assert (staff_texts.RU.count(staff_texts.RU.sending, n), staff_texts.EN.count(staff_texts.EN.sending, n)) == (ru, en)
+
+
+def test_russian_plural_forms():
+    from bot.staff.texts import russian_form
+
+    forms = {n: russian_form(n) for n in (0, 1, 2, 4, 5, 11, 12, 14, 21, 22, 25, 101, 111, 112, 122)}
+    assert forms == {
+        0: "many", 1: "one", 2: "few", 4: "few", 5: "many", 11: "many", 12: "many", 14: "many",
+        21: "one", 22: "few", 25: "many", 101: "one", 111: "many", 112: "many", 122: "few",
+    }  # fmt: skip
+
+
+def test_summaries_agree_with_their_counts():
+    one_blocked = {"type": "delivery_summary", "total": 3, "sent": 2, "blocked": 1, "blocked_names": ["Eve"]}
+    assert render_notice(notice_job({**one_blocked, "lang": "ru"})).text == (
+        "📬 Доставлено 2 из 3.\n🚫 1 гость заблокировал бота: Eve."
+    )
+    three_failed = {"type": "delivery_summary", "total": 3, "sent": 0, "failed": 3, "failed_names": ["A", "B", "C"]}
+    assert render_notice(notice_job({**three_failed, "lang": "ru"})).text.endswith("Не удалось доставить 3 гостям: A, B, C.")
+    assert render_notice(notice_job({**three_failed, "lang": "en"})).text.endswith("Could not deliver to 3 customers: A, B, C.")

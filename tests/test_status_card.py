@@ -126,3 +126,30 @@ def test_the_sweep_reads_at_most_its_limit_oldest_first(app):
         for pk in set(db.session.scalars(select(OutboxMessage.order_pk))):
             orders.request_cancel(708, pk)
         assert [c.message_id for c in status_card.stale(["customer"], limit=2)] == [20, 21]
+
+
+def test_a_card_names_the_cafe_as_staff_messages_do(app):
+    """The horeca's name when it has one (from each query: claim, pressed, stale), else its id."""
+    from bot.card import draw
+    from bot.texts import Footer
+    from database import transaction
+    from services import staff
+
+    with app.app_context(), transaction():
+        staff.ensure_horeca("cafe-1", "Bean There")
+        staff.ensure_horeca("cafe-2")  # a row without a name
+    link(app, 709)
+    push(app, 709, "N-1", "created")
+    named = send(app, 30)
+    assert named.card.cafe == "Bean There"
+    assert "Bean There" in draw(named.card, Footer.NONE)[0]
+    with app.app_context():
+        assert staff.horeca_name("cafe-1") == named.card.cafe  # what the staff bot says
+        orders.request_cancel(709, named.order_pk)
+        (stale,) = status_card.stale(["customer"])
+    assert stale.cafe == pressed(app, 709, 30, named.order_pk).cafe == "Bean There"
+
+    with app.app_context():
+        orders.record_status(709, "cafe-2", "N-2", "created")
+    unnamed = send(app, 31)
+    assert unnamed.card.cafe == "cafe-2" == pressed(app, 709, 31, unnamed.order_pk).cafe

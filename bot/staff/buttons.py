@@ -1,7 +1,10 @@
 """The staff bot's inline buttons: one handler per action, looked up in `ACTIONS` by the callback data's prefix.
 
-Callback data is parsed strictly (`keyboards.parse`); forged or stale data, and ids that are not the presser's,
-are answered with an alert and change nothing.
+Callback data is parsed strictly (`keyboards.parse`); forged data, and ids that are not the presser's, are
+answered with an alert and change nothing. Buttons are bound to what they were drawn for: a dialog list's
+buttons to the selection it showed (a stale list re-draws itself and says so instead of acting), a prompt's
+buttons to that prompt (once it ended they answer how — sent, saved, cancelled, closed — and the prompt loses
+its buttons). The services compare; the state lives in the database, so this holds across restarts and devices.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from telebot.types import CallbackQuery, InaccessibleMessage, Message, User
 from bot.staff import keyboards as kb
 from bot.staff import screens, views
 from bot.staff.texts import StaffTexts
-from models import StaffMode
+from models import PromptEnd
 from services import cabinet, canned, conversation, outreach, staff
+from services.cabinet import StaleList
 from services.errors import Invalid, NotFound
 from services.relay import horeca_key
-from services.staff import NotStaff
+from services.staff import NotStaff, PromptClosed
 
 
 @dataclass(frozen=True)
@@ -48,36 +52,45 @@ class Pressed:
         self.answer()
         screens.send_prompt(self.bot, self.chat_id, self.user, target)
 
+    def prompt_ended(self, end: PromptEnd) -> None:
+        """A button of a prompt that already ended: say how, and take the prompt's buttons off."""
+        toast, line = views.prompt_ended(self.t, end)
+        self.answer(toast)
+        if line is None:
+            screens.edit(self.bot, self.message, self.t.compose_cancelled)
+        else:
+            screens.close_prompt(self.bot, self.message, line)
+
 
 def _noop(p: Pressed) -> None:
     p.answer()
 
 
 def _toggle(p: Pressed) -> None:
-    selected = cabinet.toggle(p.user.id, p.press.number)
+    selected = cabinet.toggle(p.user.id, p.press.number, p.press.page, p.press.stamp, screens.settings())
     p.show_dialogs(p.press.page)
     p.answer(p.t.toast_selected if selected else p.t.toast_unselected)
 
 
 def _page(p: Pressed) -> None:
-    p.show_dialogs(p.press.number)
+    p.show_dialogs(p.press.page)
     p.answer()
 
 
 def _select_all(p: Pressed) -> None:
-    count = cabinet.select_all(p.user.id, screens.settings())
-    p.show_dialogs(p.press.number)
+    count = cabinet.select_all(p.user.id, screens.settings(), seen=p.press.stamp)
+    p.show_dialogs(p.press.page)
     p.answer(p.t.toast_all_selected.format(n=count))
 
 
 def _clear(p: Pressed) -> None:
-    cabinet.clear(p.user.id)
-    p.show_dialogs(p.press.number)
+    cabinet.clear(p.user.id, seen=p.press.stamp)
+    p.show_dialogs(p.press.page)
     p.answer(p.t.toast_cleared)
 
 
 def _write(p: Pressed) -> None:
-    p.prompt(outreach.start_composing(p.user.id, screens.settings()))
+    p.prompt(outreach.start_composing(p.user.id, screens.settings(), seen=p.press.stamp))
 
 
 def _reply(p: Pressed) -> None:
@@ -95,7 +108,10 @@ def _open(p: Pressed) -> None:
 
 
 def _cancel(p: Pressed) -> None:
-    staff.set_mode(p.user.id, StaffMode.IDLE)
+    end = staff.cancel_prompt(p.user.id, p.press.prompt)
+    if end is not None:
+        p.prompt_ended(end)
+        return
     p.answer(p.t.compose_cancelled)
     screens.edit(p.bot, p.message, p.t.compose_cancelled)
 
@@ -106,6 +122,13 @@ def _send_canned(p: Pressed) -> None:
     screens.send(p.bot, p.chat_id, views.sent_text(p.t, sent))
 
 
+def _prompt_canned(p: Pressed) -> None:
+    sent = canned.send_reply(p.user.id, p.press.number, prompt=p.press.prompt)
+    p.answer()
+    screens.close_prompt(p.bot, p.message, p.t.prompt_sent_line)
+    screens.send(p.bot, p.chat_id, views.sent_text(p.t, sent))
+
+
 def _delete_canned(p: Pressed) -> None:
     deleted = canned.delete_reply(p.user.id, p.press.number)
     screens.show_replies(p.bot, p.chat_id, p.user, in_place=p.message)
@@ -113,9 +136,10 @@ def _delete_canned(p: Pressed) -> None:
 
 
 def _add_canned(p: Pressed) -> None:
-    staff.set_mode(p.user.id, StaffMode.ADDING_REPLY)
+    prompt = staff.add_reply_prompt(p.user.id)
     p.answer()
-    screens.send(p.bot, p.chat_id, p.t.add_reply_prompt.format(limit=canned.MAX_REPLY_CHARS), kb.cancel_only(p.t))
+    text = p.t.add_reply_prompt.format(limit=canned.MAX_REPLY_CHARS)
+    screens.send(p.bot, p.chat_id, text, kb.cancel_only(p.t, prompt))
 
 
 def _switch_horeca(p: Pressed) -> None:
@@ -140,6 +164,7 @@ ACTIONS: dict[str, Callable[[Pressed], None]] = {
     kb.OPEN: _open,
     kb.CANCEL: _cancel,
     kb.SEND_CANNED: _send_canned,
+    kb.PROMPT_CANNED: _prompt_canned,
     kb.DELETE_CANNED: _delete_canned,
     kb.ADD_CANNED: _add_canned,
     kb.HORECA: _switch_horeca,
@@ -154,8 +179,14 @@ def on_callback(call: CallbackQuery, bot: TeleBot) -> None:
     if press is None or action is None or call.message is None:
         screens.answer(bot, call, t.alert_gone, alert=True)
         return
+    pressed = Pressed(bot, call, call.message, call.from_user, t, press)
     try:
-        action(Pressed(bot, call, call.message, call.from_user, t, press))
+        action(pressed)
+    except StaleList:  # drawn for another selection: show the list as it is now, act on the next press
+        pressed.show_dialogs(press.page)
+        pressed.answer(t.list_refreshed)
+    except PromptClosed as closed:
+        pressed.prompt_ended(closed.end)
     except NotStaff:
         screens.answer(bot, call, t.not_staff.split("\n")[0], alert=True)
     except NotFound as error:

@@ -13,25 +13,52 @@ from services.canned import Reply
 from services.relay import horeca_key
 from services.staff import Membership
 
-# Callback data: "<prefix>" or "<prefix>:<number>" (":<number>" twice for a toggle). All under 64 bytes.
-TOGGLE = "st"  # st:<customer_id>:<page>
+# Callback data: "<prefix>" and its fields, ":"-separated; every one well under Telegram's 64 bytes. A list's
+# acting buttons carry the selection stamp it was drawn for (`DialogPage.stamp`), a prompt's buttons the prompt's
+# number: the services refuse a press whose list or prompt is no longer the current one.
+TOGGLE = "st"  # st:<customer_id>:<page>:<stamp>
 OPEN = "so"  # so:<customer_id>
 PAGE = "sp"  # sp:<page>
-SELECT_ALL = "sa"  # sa:<page>
-CLEAR = "sc"  # sc:<page>
-WRITE = "sw"  # sw
+SELECT_ALL = "sa"  # sa:<page>:<stamp>
+CLEAR = "sc"  # sc:<page>:<stamp>
+WRITE = "sw"  # sw:<page>:<stamp>
 REPLY = "sr"  # sr:<dialog_message_id>   the Reply button under a customer's message
 REPLY_TO = "sy"  # sy:<customer_id>      Reply from an opened dialog
-CANCEL = "sx"  # sx
+CANCEL = "sx"  # sx:<prompt>
 NOOP = "sn"  # sn                       the page counter
-SEND_CANNED = "qs"  # qs:<reply_id>
+SEND_CANNED = "qs"  # qs:<reply_id>           ➤ in the quick replies list
+PROMPT_CANNED = "qp"  # qp:<reply_id>:<prompt>  ⚡ under a compose prompt
 DELETE_CANNED = "qd"  # qd:<reply_id>
 ADD_CANNED = "qa"  # qa
 HORECA = "sh"  # sh:<horeca key>         a short hash of the horeca id
 
-_NUMERIC = re.compile(r"(st|so|sp|sa|sc|sr|sy|qs|qd):([0-9]{1,19})(?::([0-9]{1,6}))?")
-_BARE = re.compile(r"(sw|sx|sn|qa)")
-_HORECA = re.compile(r"sh:([0-9a-f]{12})")
+_FIELD = {
+    "id": re.compile(r"[0-9]{1,19}"),
+    "page": re.compile(r"[0-9]{1,6}"),
+    "stamp": re.compile(r"[0-9a-f]{8}"),
+    "prompt": re.compile(r"[0-9]{1,9}"),
+    "key": re.compile(r"[0-9a-f]{12}"),
+}
+# Per action: its fields, and how many of them must be there. Buttons drawn before stamps and prompt numbers
+# existed ("sw", "sx", "st:<id>:<page>") still parse: a missing stamp never matches (the list re-draws), a missing
+# prompt number is prompt 0, the one every account had then.
+_SHAPES: dict[str, tuple[tuple[str, ...], int]] = {
+    TOGGLE: (("id", "page", "stamp"), 2),
+    OPEN: (("id",), 1),
+    PAGE: (("page",), 1),
+    SELECT_ALL: (("page", "stamp"), 1),
+    CLEAR: (("page", "stamp"), 1),
+    WRITE: (("page", "stamp"), 0),
+    REPLY: (("id",), 1),
+    REPLY_TO: (("id",), 1),
+    CANCEL: (("prompt",), 0),
+    NOOP: ((), 0),
+    SEND_CANNED: (("id",), 1),
+    PROMPT_CANNED: (("id", "prompt"), 2),
+    DELETE_CANNED: (("id",), 1),
+    ADD_CANNED: ((), 0),
+    HORECA: (("key",), 1),
+}
 _MAX_ID = 2**63 - 1
 
 
@@ -41,25 +68,42 @@ class Press:
 
     action: str
     number: int = 0  # the id (customer, message, reply) or page the button carries
-    page: int = 0  # the cabinet page a toggle was pressed on
+    page: int = 0  # the cabinet page a list button was drawn on
     key: str = ""  # a horeca key
+    stamp: str = ""  # the selection stamp of the list the button was drawn on ("" never matches)
+    prompt: int = 0  # the number of the prompt the button was drawn under
 
 
 def parse(data: str | None) -> Press | None:
-    """The press from callback data we made; None for anything else (forged, from an older version)."""
-    if not data:
+    """The press from callback data we made; None for anything else (forged, malformed)."""
+    if not data or len(data) > 64:
         return None
-    if match := _BARE.fullmatch(data):
-        return Press(match.group(1))
-    if match := _HORECA.fullmatch(data):
-        return Press(HORECA, key=match.group(1))
-    match = _NUMERIC.fullmatch(data)
-    if match is None:
+    action, *values = data.split(":")
+    shape = _SHAPES.get(action)
+    if shape is None:
         return None
-    action, number, page = match.group(1), int(match.group(2)), match.group(3)
-    if number > _MAX_ID or (action == TOGGLE) != (page is not None):
+    fields, required = shape
+    if not required <= len(values) <= len(fields):
         return None
-    return Press(action, number, int(page) if page is not None else 0)
+    parsed: dict[str, str] = {}
+    for name, value in zip(fields, values, strict=False):
+        if not _FIELD[name].fullmatch(value):
+            return None
+        parsed[name] = value
+    number = int(parsed.get("id", "0"))
+    if number > _MAX_ID:
+        return None
+    page = int(parsed.get("page", "0"))
+    if action == PAGE:
+        number = page  # a page button carries the page to show
+    return Press(
+        action,
+        number=number,
+        page=page,
+        key=parsed.get("key", ""),
+        stamp=parsed.get("stamp", ""),
+        prompt=int(parsed.get("prompt", "0")),
+    )
 
 
 def menu(t: StaffTexts, several_horecas: bool = False) -> ReplyKeyboardMarkup:
@@ -93,7 +137,7 @@ def dialogs(t: StaffTexts, page: DialogPage) -> InlineKeyboardMarkup:
     markup = InlineKeyboardMarkup()
     for item in page.items:
         markup.row(
-            InlineKeyboardButton(item_label(t, item), callback_data=f"{TOGGLE}:{item.customer_id}:{page.page}"),
+            InlineKeyboardButton(item_label(t, item), callback_data=f"{TOGGLE}:{item.customer_id}:{page.page}:{page.stamp}"),
             InlineKeyboardButton(t.button_open, callback_data=f"{OPEN}:{item.customer_id}"),
         )
     if page.pages > 1:
@@ -106,11 +150,12 @@ def dialogs(t: StaffTexts, page: DialogPage) -> InlineKeyboardMarkup:
         markup.row(*nav)
     if page.items:
         markup.row(
-            InlineKeyboardButton(t.button_select_all, callback_data=f"{SELECT_ALL}:{page.page}"),
-            InlineKeyboardButton(t.button_clear, callback_data=f"{CLEAR}:{page.page}"),
+            InlineKeyboardButton(t.button_select_all, callback_data=f"{SELECT_ALL}:{page.page}:{page.stamp}"),
+            InlineKeyboardButton(t.button_clear, callback_data=f"{CLEAR}:{page.page}:{page.stamp}"),
         )
     if page.selected:
-        markup.row(InlineKeyboardButton(t.button_write.format(n=page.selected), callback_data=WRITE))
+        write = t.button_write.format(n=page.selected)
+        markup.row(InlineKeyboardButton(write, callback_data=f"{WRITE}:{page.page}:{page.stamp}"))
     return markup
 
 
@@ -128,12 +173,13 @@ def open_dialog(t: StaffTexts, customer_id: int) -> InlineKeyboardMarkup:
     return markup
 
 
-def compose(t: StaffTexts, replies: list[Reply]) -> InlineKeyboardMarkup:
-    """Under the "write your message" prompt: the canned replies (one tap sends), and Cancel."""
+def compose(t: StaffTexts, replies: list[Reply], prompt: int) -> InlineKeyboardMarkup:
+    """Under the "write your message" prompt number `prompt`: the canned replies (one tap sends), and Cancel."""
     markup = InlineKeyboardMarkup()
     for reply in replies[:10]:
-        markup.row(InlineKeyboardButton("⚡ " + _clip(reply.text, 40), callback_data=f"{SEND_CANNED}:{reply.id}"))
-    markup.row(InlineKeyboardButton(t.button_cancel_compose, callback_data=CANCEL))
+        label = "⚡ " + _clip(reply.text, 40)
+        markup.row(InlineKeyboardButton(label, callback_data=f"{PROMPT_CANNED}:{reply.id}:{prompt}"))
+    markup.row(InlineKeyboardButton(t.button_cancel_compose, callback_data=f"{CANCEL}:{prompt}"))
     return markup
 
 
@@ -149,10 +195,10 @@ def replies(t: StaffTexts, items: list[Reply]) -> InlineKeyboardMarkup:
     return markup
 
 
-def cancel_only(t: StaffTexts) -> InlineKeyboardMarkup:
-    """Only a Cancel button (while typing a canned reply)."""
+def cancel_only(t: StaffTexts, prompt: int) -> InlineKeyboardMarkup:
+    """Only a Cancel button (under the prompt number `prompt` for a new quick reply)."""
     markup = InlineKeyboardMarkup()
-    markup.add(InlineKeyboardButton(t.button_cancel_compose, callback_data=CANCEL))
+    markup.add(InlineKeyboardButton(t.button_cancel_compose, callback_data=f"{CANCEL}:{prompt}"))
     return markup
 
 

@@ -43,10 +43,10 @@ def notice_text(t: StaffTexts, payload: dict[str, Any]) -> str:
             lines = [t.summary_some.format(sent=sent, total=total)]
         if payload.get("blocked"):
             n = int(payload["blocked"])
-            lines.append(t.summary_blocked.format(n=n, names=t.names(payload.get("blocked_names") or [], n)))
+            lines.append(t.count(t.summary_blocked, n, names=t.names(payload.get("blocked_names") or [], n)))
         if payload.get("failed"):
             n = int(payload["failed"])
-            lines.append(t.summary_failed.format(n=n, names=t.names(payload.get("failed_names") or [], n)))
+            lines.append(t.count(t.summary_failed, n, names=t.names(payload.get("failed_names") or [], n)))
         return "\n".join(lines)
     if kind == "removed":
         return t.removed.format(horeca=escape(str(payload.get("horeca") or "")))

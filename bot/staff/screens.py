@@ -76,6 +76,23 @@ def edit(bot: TeleBot, message: Message | InaccessibleMessage, text: str, markup
             raise
 
 
+def close_prompt(bot: TeleBot, message: Message | InaccessibleMessage, line: str) -> None:
+    """Take the buttons off a prompt that ended and add a line saying how (its text and formatting kept)."""
+    try:
+        if isinstance(message, Message) and message.text:
+            bot.edit_message_text(
+                f"{message.text}\n\n{line}",
+                message.chat.id,
+                message.message_id,
+                entities=message.entities,
+                disable_web_page_preview=True,
+            )
+        else:  # too old to be shown to the bot: only the keyboard can go
+            bot.edit_message_reply_markup(message.chat.id, message.message_id, reply_markup=None)
+    except ApiTelegramException as exc:  # gone, too old, or closed already by the other device
+        log.info("could not close a staff prompt: %s", exc.description)
+
+
 def answer(bot: TeleBot, call: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
     try:
         bot.answer_callback_query(call.id, text, show_alert=alert)
@@ -103,7 +120,7 @@ def show_dialogs(
 def send_prompt(bot: TeleBot, chat_id: int, user: User, target: outreach.Target) -> None:
     t = texts_for(user)
     replies = canned.list_replies(user.id)
-    send(bot, chat_id, views.compose_prompt(t, target, with_replies=bool(replies)), kb.compose(t, replies))
+    send(bot, chat_id, views.compose_prompt(t, target, with_replies=bool(replies)), kb.compose(t, replies, target.prompt))
 
 
 def show_replies(bot: TeleBot, chat_id: int, user: User, in_place: Message | InaccessibleMessage | None = None) -> None:

@@ -2,10 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
+from typing import Literal
 
 PARSE_MODE = "HTML"
+
+# --- counts: a text with a number in the forms its language needs (issue 14) -------------------------------
+
+PluralForm = Literal["one", "few", "many"]
+
+
+def russian_form(n: int) -> PluralForm:
+    """1, 21, 101 → one (гостю); 2–4, 22–24 → few (гостя); 0, 5–20, 11–14, 25 → many (гостей)."""
+    n = abs(n)
+    if n % 10 == 1 and n % 100 != 11:
+        return "one"
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return "few"
+    return "many"
+
+
+def english_form(n: int) -> PluralForm:
+    """1 → one (customer); anything else → many (customers)."""
+    return "one" if n == 1 else "many"
+
+
+@dataclass(frozen=True)
+class Plural:
+    """A text with a count `{n}`, in each form its language needs; `few` only where the language has it."""
+
+    one: str
+    many: str
+    few: str | None = None
+
+    def form(self, form: PluralForm) -> str:
+        if form == "one":
+            return self.one
+        return self.few if form == "few" and self.few is not None else self.many
 
 
 @dataclass(frozen=True)
@@ -73,8 +108,6 @@ class StaffTexts:
     compose_canned_hint: str
     button_cancel_compose: str
     compose_cancelled: str
-    sending: str  # {n}
-    sending_blocked: str  # {n}
     nothing_sent_blocked: str  # {names}
     empty_text: str
     too_long: str  # {limit}
@@ -83,8 +116,6 @@ class StaffTexts:
     summary_one: str  # {name}
     summary_all: str  # {total}
     summary_some: str  # {sent} {total}
-    summary_blocked: str  # {n} {names}
-    summary_failed: str  # {n} {names}
     # notices
     notice_from: str  # {customer}
     notice_order: str  # {order_id}
@@ -105,6 +136,24 @@ class StaffTexts:
     # errors
     apology: str
     apology_short: str
+    # --- counts and stale buttons (issue 14) ---
+    plural_form: Callable[[int], PluralForm]  # which form of a `Plural` a count takes
+    sending: Plural  # {n}
+    sending_blocked: Plural  # {n}
+    summary_blocked: Plural  # {n} {names}
+    summary_failed: Plural  # {n} {names}
+    list_refreshed: str  # toast: a stale list was re-drawn instead of acting
+    prompt_sent_toast: str  # a button of a prompt whose message was already sent
+    prompt_sent_line: str  # added to that prompt (its buttons removed)
+    prompt_saved_toast: str
+    prompt_saved_line: str
+    prompt_cancelled_toast: str
+    prompt_closed_toast: str  # replaced by a newer prompt, or nothing left to write to
+    prompt_closed_line: str
+
+    def count(self, text: Plural, n: int, **values: object) -> str:
+        """`text` in the form the count `n` takes in this language, with `{n}` and `values` filled in."""
+        return text.form(self.plural_form(n)).format(n=n, **values)
 
     def status(self, status: str | None) -> str:
         return self.statuses.get(status or "", escape(status or ""))
@@ -201,8 +250,6 @@ RU = StaffTexts(
     compose_canned_hint="Или выберите быстрый ответ:",
     button_cancel_compose="✖️ Отмена",
     compose_cancelled="Отменено. Ничего не отправлено.",
-    sending="📤 Отправляю {n} гостям…",
-    sending_blocked="{n} заблокировали бота — им не отправится.",
     nothing_sent_blocked="⚠️ Не отправлено: бота заблокировали — {names}.",
     empty_text="Сообщение пустое — напишите текст.",
     too_long="Слишком длинно: не больше {limit} символов.",
@@ -210,8 +257,6 @@ RU = StaffTexts(
     summary_one="✅ Доставлено: {name}.",
     summary_all="✅ Доставлено всем: {total}.",
     summary_some="📬 Доставлено {sent} из {total}.",
-    summary_blocked="🚫 {n} заблокировали бота: {names}.",
-    summary_failed="⚠️ Не удалось доставить {n}: {names}.",
     notice_from="💬 <b>{customer}</b>",
     notice_order=" (заказ №{order_id})",
     notice_horeca=" · {horeca}",
@@ -228,6 +273,32 @@ RU = StaffTexts(
     horeca_switched="Теперь вы работаете за <b>{horeca}</b>.",
     apology="😔 Извините, что-то пошло не так. Попробуйте ещё раз через минуту.",
     apology_short="Что-то пошло не так. Попробуйте ещё раз.",
+    # --- counts and stale buttons (issue 14) ---
+    plural_form=russian_form,
+    sending=Plural(one="📤 Отправляю {n} гостю…", few="📤 Отправляю {n} гостям…", many="📤 Отправляю {n} гостям…"),
+    sending_blocked=Plural(
+        one="{n} гость заблокировал бота — ему не отправится.",
+        few="{n} гостя заблокировали бота — им не отправится.",
+        many="{n} гостей заблокировали бота — им не отправится.",
+    ),
+    summary_blocked=Plural(
+        one="🚫 {n} гость заблокировал бота: {names}.",
+        few="🚫 {n} гостя заблокировали бота: {names}.",
+        many="🚫 {n} гостей заблокировали бота: {names}.",
+    ),
+    summary_failed=Plural(
+        one="⚠️ Не удалось доставить {n} гостю: {names}.",
+        few="⚠️ Не удалось доставить {n} гостям: {names}.",
+        many="⚠️ Не удалось доставить {n} гостям: {names}.",
+    ),
+    list_refreshed="Список изменился — вот он заново. Проверьте и нажмите ещё раз.",
+    prompt_sent_toast="Уже отправлено.",
+    prompt_sent_line="✅ Отправлено.",
+    prompt_saved_toast="Уже сохранено.",
+    prompt_saved_line="✅ Сохранено.",
+    prompt_cancelled_toast="Уже отменено.",
+    prompt_closed_toast="Этот запрос уже закрыт.",
+    prompt_closed_line="⏹ Закрыто.",
 )
 
 EN = StaffTexts(
@@ -306,8 +377,6 @@ EN = StaffTexts(
     compose_canned_hint="Or pick a quick reply:",
     button_cancel_compose="✖️ Cancel",
     compose_cancelled="Cancelled. Nothing was sent.",
-    sending="📤 Sending to {n} customers…",
-    sending_blocked="{n} have blocked the bot and will not get it.",
     nothing_sent_blocked="⚠️ Not sent: the bot is blocked by {names}.",
     empty_text="The message is empty: write some text.",
     too_long="Too long: at most {limit} characters.",
@@ -315,8 +384,6 @@ EN = StaffTexts(
     summary_one="✅ Delivered to {name}.",
     summary_all="✅ Delivered to all {total}.",
     summary_some="📬 Delivered to {sent} of {total}.",
-    summary_blocked="🚫 {n} blocked the bot: {names}.",
-    summary_failed="⚠️ Could not deliver to {n}: {names}.",
     notice_from="💬 <b>{customer}</b>",
     notice_order=" (order #{order_id})",
     notice_horeca=" · {horeca}",
@@ -333,6 +400,24 @@ EN = StaffTexts(
     horeca_switched="You are working for <b>{horeca}</b> now.",
     apology="😔 Sorry, something went wrong. Please try again in a minute.",
     apology_short="Sorry, something went wrong. Please try again.",
+    # --- counts and stale buttons (issue 14) ---
+    plural_form=english_form,
+    sending=Plural(one="📤 Sending to {n} customer…", many="📤 Sending to {n} customers…"),
+    sending_blocked=Plural(
+        one="{n} has blocked the bot and will not get it.", many="{n} have blocked the bot and will not get it."
+    ),
+    summary_blocked=Plural(one="🚫 {n} blocked the bot: {names}.", many="🚫 {n} blocked the bot: {names}."),
+    summary_failed=Plural(
+        one="⚠️ Could not deliver to {n} customer: {names}.", many="⚠️ Could not deliver to {n} customers: {names}."
+    ),
+    list_refreshed="The list has changed: here it is again. Check it and press once more.",
+    prompt_sent_toast="Already sent.",
+    prompt_sent_line="✅ Sent.",
+    prompt_saved_toast="Already saved.",
+    prompt_saved_line="✅ Saved.",
+    prompt_cancelled_toast="Already cancelled.",
+    prompt_closed_toast="This prompt is closed.",
+    prompt_closed_line="⏹ Closed.",
 )
 
 DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for

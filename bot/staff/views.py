@@ -9,7 +9,7 @@ from datetime import datetime
 from html import escape
 
 from bot.staff.texts import StaffTexts
-from models import utcnow
+from models import PromptEnd, utcnow
 from services.cabinet import MAX_TEXT, DialogPage
 from services.canned import MAX_REPLIES, Reply
 from services.conversation import OpenedDialog
@@ -59,10 +59,21 @@ def sent_text(t: StaffTexts, sent: Sent) -> str:
     """What the staff member hears right after sending; the delivery summary follows from the delivery job."""
     if sent.summarized:
         return t.nothing_sent_blocked.format(names=t.names(sent.blocked_names, sent.blocked))
-    text = t.sending.format(n=sent.queued)
+    text = t.count(t.sending, sent.queued)
     if sent.blocked:
-        text += "\n" + t.sending_blocked.format(n=sent.blocked)
+        text += "\n" + t.count(t.sending_blocked, sent.blocked)
     return text
+
+
+def prompt_ended(t: StaffTexts, end: PromptEnd) -> tuple[str, str | None]:
+    """A button of a prompt that ended was pressed: the toast, and the line the prompt gets (None: "Cancelled")."""
+    if end == PromptEnd.SENT:
+        return t.prompt_sent_toast, t.prompt_sent_line
+    if end == PromptEnd.SAVED:
+        return t.prompt_saved_toast, t.prompt_saved_line
+    if end == PromptEnd.CANCELLED:
+        return t.prompt_cancelled_toast, None
+    return t.prompt_closed_toast, t.prompt_closed_line
 
 
 def explain(t: StaffTexts, error: Invalid) -> str:

@@ -61,6 +61,10 @@ class Staff:
             return []
         return self.emu.wait_for_messages(self.bot, user_id, replies, timeout=timeout, since_message_id=since)
 
+    def answer(self) -> str:
+        """The text of the bot's latest answer to a button press."""
+        return self.emu.callback_answers(self.bot)[-1]["text"] or ""
+
     def messages(self, user_id: int) -> list[dict]:
         return self.emu.messages(self.bot, user_id)
 
@@ -134,6 +138,18 @@ def test_staff_write_to_many_reply_and_remove(stack: Stack, staff_token: str):
         got = wait_customer_message(stack, user_id, "The machine is down, ten more minutes")
         assert "Bean There" in got["plain_text"]
     staff.wait_for(BARISTA, "Delivered to all 2")
+    # The sent prompt's old ✖️ says it was sent (not "Cancelled"), and the prompt loses its buttons.
+    sent_prompt = prompt
+    staff.press(BARISTA, sent_prompt, "✖️ Cancel")
+    assert staff.answer() == "Already sent."
+    closed = wait_until(
+        lambda: (lambda m: m if not buttons(m) else None)(staff.message(BARISTA, sent_prompt["message_id"])),
+        what="the sent prompt without its buttons",
+    )
+    assert closed["plain_text"].endswith("✅ Sent.") and "Cancelled" not in closed["plain_text"]
+    # The customers' status messages name the cafe as the staff messages do.
+    stack.api.push(ANNA, "A-1", "ready")
+    assert "Bean There" in stack.wait_status_messages(ANNA, "A-1", 2)[-1]["plain_text"]
 
     # Anna answers in the customer bot; every staff member gets it with a Reply button.
     since = stack.last_message_id(ANNA)
@@ -148,6 +164,11 @@ def test_staff_write_to_many_reply_and_remove(stack: Stack, staff_token: str):
     staff.say(BARISTA, "Soy latte coming up!")
     wait_customer_message(stack, ANNA, "Soy latte coming up!")
     assert not customer_messages(stack, BORIS, "Soy latte")  # only the selected dialog
+    # The list drawn for two selected re-draws itself (Reply made Anna the selection) instead of writing to one.
+    staff.press(BARISTA, listing, "✏️ Write to selected (2)")
+    assert staff.answer().startswith("The list has changed")
+    redrawn = staff.message(BARISTA, listing["message_id"])
+    assert "Selected: 1" in redrawn["plain_text"] and "✏️ Write to selected (1)" in [t for t, _ in buttons(redrawn)]
     conversation = stack.api.get(f"/horeca/cafe-1/dialogs/{ANNA}").json()
     assert [(m["direction"], m["text"]) for m in conversation["messages"]] == [
         ("out", "The machine is down, ten more minutes"),
