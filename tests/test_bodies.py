@@ -225,3 +225,60 @@ def test_an_escaped_nul_in_a_string_is_refused_on_every_backend(api, path, body)
     """JSON may carry U+0000 as an escape; PostgreSQL text cannot hold it: 400, never a database error."""
     response = api.post(path, json=body)
     assert (response.status_code, response.get_json()["error"]) == (400, "validation_error")
+
+
+# --- Gunicorn's own errors: the request never reaches the app -----------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("name", "request_bytes", "status", "code"),
+    [
+        (
+            "a request line over 4094 bytes",
+            b"GET /admin/outbox?x=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+            414,
+            "uri_too_long",
+        ),
+        (
+            "over 100 header fields",
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + b"X-A: b\r\n" * 120 + b"\r\n",
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a negative Content-Length",
+            b"POST /verification-codes HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
+            400,
+            "bad_request",
+        ),
+        ("a header with a bad name", b"GET /healthz HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n", 400, "bad_request"),
+        ("a request line that is not HTTP", b"HELLO\r\n\r\n", 400, "bad_request"),
+        (
+            "a transfer coding other than chunked",
+            b"POST /verification-codes HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br, chunked\r\n\r\n",
+            501,
+            "not_implemented",
+        ),
+    ],
+)
+def test_gunicorn_answers_its_own_parser_errors_with_json(gunicorn, name, request_bytes, status, code):
+    port, _ = gunicorn
+    answer = exchange(port, request_bytes)
+    assert response_of(answer)[0] == status, answer
+    assert response_of(answer)[1]["error"] == code
+
+
+@pytest.mark.e2e
+def test_a_broken_body_the_app_left_unread_is_answered_with_json_too(gunicorn):
+    """The app answers without reading the body (a GET, a 401); Gunicorn then finds the framing broken when it
+    drains the body for the next request, and answers that too, after the app's answer."""
+    port, _ = gunicorn
+    answer = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcd\r\n0\r\n\r\n")
+    first, _, second = answer.partition(b"}\n")
+    assert response_of(first + b"}\n") == (200, {"status": "ok"})
+    assert response_of(second)[0] == 400 and response_of(second)[1]["error"] == "bad_request"
+    assert b"<html>" not in answer
+    secret = b"Bearer " + API_TOKEN.encode() + b"\x01"  # a control character: an invalid header value
+    answer = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nAuthorization: " + secret + b"\r\n\r\n")
+    assert response_of(answer)[0] == 400 and API_TOKEN.encode() not in answer
