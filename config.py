@@ -92,6 +92,9 @@ class Config:
         self.WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET", "")
         self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
         self.BOT_STALE_SECONDS = _int("BOT_STALE_SECONDS", 60)
+        # What answers without a token (issue 13): /healthz's details and /healthz/bot, and /openapi.json.
+        self.PUBLIC_HEALTH_DETAILS = _bool("PUBLIC_HEALTH_DETAILS")
+        self.PUBLIC_OPENAPI = _bool("PUBLIC_OPENAPI")
         self.MAX_CONTENT_LENGTH = _int("MAX_BODY_BYTES", 64 * 1024)
         self.LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
         # The staff bot's cabinet (issue 4).

@@ -12,7 +12,7 @@ from tests.support.openapi import check_response
 
 @pytest.fixture
 def spec(api):
-    return api.raw.get("/openapi.json").get_json()
+    return api.get("/openapi.json").get_json()
 
 
 def link(api, user_id: int = 1001) -> str:
@@ -51,10 +51,10 @@ def test_every_endpoint_but_health_requires_the_token(api, method, path, header)
     assert response.get_json()["error"] == "unauthorized"
 
 
-def test_health_needs_no_token(api, spec):
+def test_health_needs_no_token_and_then_says_only_its_status(api, spec):
     response = api.raw.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json()["status"] == "ok" and response.get_json()["database"] == "ok"
+    assert response.get_json() == {"status": "ok"}
     check_response(spec, "/healthz", "get", response)
 
 

@@ -67,9 +67,9 @@ CONFIG = SchemathesisConfig.from_dict(
 
 
 def served_document() -> dict:
-    """/openapi.json as the app serves it (building it needs no database)."""
+    """/openapi.json as the app serves it to the API token (building it needs no database)."""
     app = create_app(databases.test_config("sqlite://"))
-    return app.test_client().get("/openapi.json").get_json()
+    return app.test_client().get("/openapi.json", headers={"Authorization": f"Bearer {API_TOKEN}"}).get_json()
 
 
 # Loaded at import and sent to each backend's app per case (`call_and_validate(app=...)`): schemathesis's

@@ -1,4 +1,8 @@
-"""/healthz and /healthz/bot: what the load balancer and whoever watches the bot process see."""
+"""/healthz and /healthz/bot: what the load balancer and whoever watches the bot process see.
+
+Without a token /healthz says only whether the web app can serve; the details and /healthz/bot take the
+metrics token or the API token (or PUBLIC_HEALTH_DETAILS=1). Most tests read the details, with the API token.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,12 @@ from webapp import create_app
 
 @pytest.fixture
 def spec(api):
-    return api.raw.get("/openapi.json").get_json()
+    return api.get("/openapi.json").get_json()
 
 
 def get(api, spec, path: str):
-    """GET a health endpoint without a token; the answer must match /openapi.json."""
-    response = api.raw.get(path)
+    """GET a health endpoint with the API token; the answer must match /openapi.json."""
+    response = api.get(path)
     check_response(spec, path, "get", response)
     return response
 
@@ -83,7 +87,7 @@ def test_a_silent_bot_is_stale_but_the_web_app_stays_healthy(app, api, spec):
 def test_the_stale_threshold_is_configurable(database_url):
     api = own_app(database_url, BOT_STALE_SECONDS=300)
     beat(api.raw.application, seconds_ago=120)
-    response = api.raw.get("/healthz/bot")
+    response = api.get("/healthz/bot")
     assert response.status_code == 200
     assert response.get_json()["bot"]["status"] == "ok"
 
@@ -92,13 +96,13 @@ def test_the_staff_bot_counts_when_it_has_a_token(database_url):
     api = own_app(database_url, HORECA_BOT_TOKEN="123:staff")
     app = api.raw.application
     beat(app, "customer")
-    response = api.raw.get("/healthz/bot")
+    response = api.get("/healthz/bot")
     assert response.status_code == 503
     assert response.get_json()["bots"]["horeca"]["status"] == "never_seen"
     assert response.get_json()["bot"]["status"] == "ok"
 
     beat(app, "horeca", username="TestStaffBot")
-    response = api.raw.get("/healthz/bot")
+    response = api.get("/healthz/bot")
     assert response.status_code == 200
     assert response.get_json()["bots"]["horeca"]["username"] == "TestStaffBot"
 
@@ -106,7 +110,7 @@ def test_the_staff_bot_counts_when_it_has_a_token(database_url):
 def test_a_leftover_staff_bot_heartbeat_is_shown_but_does_not_fail_the_check(app, api):
     beat(app, "customer")
     beat(app, "horeca", seconds_ago=3600)  # the staff bot ran once; this configuration has no token for it
-    response = api.raw.get("/healthz/bot")
+    response = api.get("/healthz/bot")
     assert response.status_code == 200
     assert response.get_json()["bots"]["horeca"]["status"] == "stale"
 
@@ -142,19 +146,19 @@ def test_backlog_follows_the_statuses_pushed_and_their_outcomes(app, api, spec):
 def test_a_message_being_sent_counts_as_pending(app, api):
     link(api)
     deliver(app, push(api, "created"), "sending")
-    assert api.raw.get("/healthz").get_json()["outbox"]["pending"] == 1
+    assert api.get("/healthz").get_json()["outbox"]["pending"] == 1
 
 
 def test_webhook_backlog(database_url):
     api = own_app(database_url, BACKEND_WEBHOOK_URL="http://127.0.0.1:9/hook")
     link(api, 1001)  # emits user.linked
     link(api, 1002)
-    webhooks = api.raw.get("/healthz").get_json()["webhooks"]
+    webhooks = api.get("/healthz").get_json()["webhooks"]
     assert webhooks["pending"] == 2 and webhooks["failed"] == 0
     assert webhooks["oldest_pending_age_seconds"] >= 0
 
     fail_webhooks(api.raw.application)
-    webhooks = api.raw.get("/healthz").get_json()["webhooks"]
+    webhooks = api.get("/healthz").get_json()["webhooks"]
     assert webhooks == {"pending": 0, "oldest_pending_age_seconds": None, "failed": 2}
 
 
@@ -165,7 +169,7 @@ def test_each_app_records_webhook_events_by_its_own_setting(database_url):
     link(hooked, 1001)
     link(plain, 1002)
     link(hooked, 1003)
-    assert plain.raw.get("/healthz").get_json()["webhooks"]["pending"] == 2
+    assert plain.get("/healthz").get_json()["webhooks"]["pending"] == 2
 
 
 # --- the database -----------------------------------------------------------------------------------------
@@ -173,7 +177,7 @@ def test_each_app_records_webhook_events_by_its_own_setting(database_url):
 
 def test_an_unreachable_database_is_a_503_with_the_reason(tmp_path, spec):
     app = create_app(databases.test_config(f"sqlite:///{tmp_path}/missing/dir/app.db"))
-    client = app.test_client()
+    client = ApiClient(app.test_client())
     for path in ("/healthz", "/healthz/bot"):
         response = client.get(path)
         assert response.status_code == 503
@@ -186,6 +190,6 @@ def test_an_unreachable_database_is_a_503_with_the_reason(tmp_path, spec):
 
 def test_an_unmigrated_database_is_a_503(tmp_path):
     app = create_app(databases.test_config(f"sqlite:///{tmp_path}/empty.db"))
-    response = app.test_client().get("/healthz")
+    response = ApiClient(app.test_client()).get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["database"] == "error: OperationalError"

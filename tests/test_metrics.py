@@ -53,7 +53,7 @@ def test_the_metrics_token_opens_metrics_and_nothing_else(database_url):
 
 
 def test_metrics_are_not_in_the_openapi_document(api):
-    assert "/metrics" not in api.raw.get("/openapi.json").get_json()["paths"]
+    assert "/metrics" not in api.get("/openapi.json").get_json()["paths"]
 
 
 # --- HTTP requests ---------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from webapp import create_app
 
 @pytest.fixture
 def spec(api):
-    return api.raw.get("/openapi.json").get_json()
+    return api.get("/openapi.json").get_json()
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_retry_moves_a_failed_message_back_to_pending_and_the_order_shows_it(app
     updates = api.get("/orders/cafe-1/A-1").get_json()["updates"]
     assert [u["delivery"] for u in updates] == ["sent", "pending", "pending"]
     assert api.get("/admin/outbox?state=failed").get_json()["items"] == []
-    assert api.raw.get("/healthz").get_json()["outbox"] | {"oldest_pending_age_seconds": 0} == {
+    assert api.get("/healthz").get_json()["outbox"] | {"oldest_pending_age_seconds": 0} == {
         "pending": 2,
         "oldest_pending_age_seconds": 0,
         "failed": 0,
@@ -196,7 +196,7 @@ def test_webhook_events_are_listed_and_retried(database_url, spec):
         assert (event.state, event.attempts, event.claimed_at) == ("pending", 0, None)
         assert event.last_error.endswith("HTTP 500 Internal Server Error")
     assert [i["id"] for i in api.get("/admin/webhooks?state=pending").get_json()["items"]] == [first]
-    assert api.raw.get("/healthz").get_json()["webhooks"]["failed"] == 1
+    assert api.get("/healthz").get_json()["webhooks"]["failed"] == 1
 
     assert api.post("/admin/webhooks/retry", json={"all_failed": True}).get_json()["retried"] == [items[0]["id"]]
     assert api.post("/admin/webhooks/retry", json={"ids": [first]}).get_json()["skipped"] == [{"id": first, "reason": "pending"}]

@@ -255,7 +255,7 @@ def stored(app):
 
 @pytest.fixture
 def spec(api):
-    return api.raw.get("/openapi.json").get_json()
+    return api.get("/openapi.json").get_json()
 
 
 # --- the rules the one statement writes in SQL agree with their Python definitions ------------------

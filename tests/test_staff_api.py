@@ -15,7 +15,7 @@ BARISTA = 9001
 
 @pytest.fixture
 def spec(api):
-    return api.raw.get("/openapi.json").get_json()
+    return api.get("/openapi.json").get_json()
 
 
 def staff_code(api, horeca_id: str = "cafe-1", **body) -> str:

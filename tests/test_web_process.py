@@ -187,7 +187,8 @@ def test_secrets_never_reach_the_logs_and_each_request_is_one_line(web):
     assert web.call("DELETE", "/verification-codes").status_code == 405
 
     # Operations endpoints.
-    assert web.call("GET", "/healthz/bot", token=None).status_code == 503  # no bot process here
+    assert web.call("GET", "/healthz/bot", token=None).status_code == 401  # details need a token
+    assert web.call("GET", "/healthz/bot", token=SECRETS["METRICS_TOKEN"]).status_code == 503  # no bot process here
     assert web.call("GET", "/admin/outbox?state=pending").json()["items"]
     assert web.call("POST", "/admin/outbox/retry", json={"all_failed": True}).status_code == 200
     assert web.call("GET", "/metrics", token="wrong").status_code == 401

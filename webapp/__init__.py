@@ -59,7 +59,7 @@ def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = Tru
         config.check_web()
     configure_logging(config.LOG_LEVEL)
 
-    app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
+    app = Flask(__name__, instance_path=str(BASE_DIR / "instance"), static_folder=None)  # no static files: no route
     app.config.update(config.as_flask())
     app.json = InOrderJSON(app)
     # Paths work with and without the trailing slash. Rules are written without it: a rule ending in "/"

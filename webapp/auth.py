@@ -22,6 +22,15 @@ def token_matches(expected: str) -> bool:
     return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
+OPERATOR_HINT = "send METRICS_TOKEN (or the API token) as 'Authorization: Bearer <token>'"
+
+
+def operator_token() -> bool:
+    """The request carries METRICS_TOKEN or the API token: it may read /metrics, health details, /openapi.json."""
+    config = current_app.config
+    return any(token_matches(token) for token in (config.get("METRICS_TOKEN"), config["API_TOKEN"]) if token)
+
+
 def require_token(view: Callable[..., ResponseReturnValue | None]) -> Callable[..., ResponseReturnValue | None]:
     """401 JSON unless the request carries `Authorization: Bearer <API_TOKEN>`."""
 

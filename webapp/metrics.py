@@ -23,7 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from services import monitoring
-from webapp.auth import token_matches
+from webapp.auth import OPERATOR_HINT, operator_token
 from webapp.errors import error_response
 
 bp = Blueprint("metrics", __name__)
@@ -217,7 +217,6 @@ def render(app: Flask) -> bytes:
 @bp.get("/metrics")
 def metrics() -> Response | tuple[Response, int]:
     """Prometheus text format; `Authorization: Bearer <METRICS_TOKEN or API_TOKEN>`."""
-    config = current_app.config
-    if not any(token_matches(token) for token in (config.get("METRICS_TOKEN"), config["API_TOKEN"]) if token):
-        return error_response(401, "unauthorized", "send METRICS_TOKEN (or the API token) as 'Authorization: Bearer <token>'")
+    if not operator_token():
+        return error_response(401, "unauthorized", OPERATOR_HINT)
     return Response(render(current_app._get_current_object()), content_type=CONTENT_TYPE_PLAIN_0_0_4)  # type: ignore[attr-defined]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Literal
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from webapp import schemas
+from webapp.auth import OPERATOR_HINT, operator_token
+from webapp.errors import error_response
 
 bp = Blueprint("openapi", __name__)
 
@@ -31,6 +33,12 @@ def _errors(*statuses: int) -> dict[str, Any]:
         503: "The database is not answering; send the same request again after Retry-After seconds",
     }
     return {str(s): _json("ErrorOut", text[s]) for s in (*statuses, 503)}
+
+
+def _health(description: str) -> dict[str, Any]:
+    """/healthz's answer: the short shape without a token, the whole document with one."""
+    one_of = [{"$ref": REF.format(model="HealthStatusOut")}, {"$ref": REF.format(model="HealthOut")}]
+    return {"description": description, "content": {"application/json": {"schema": {"oneOf": one_of}}}}
 
 
 def _body(model: str) -> dict[str, Any]:
@@ -64,6 +72,7 @@ def document() -> dict[str, Any]:
             schemas.RecordedOut,
             schemas.OrderOut,
             schemas.HealthOut,
+            schemas.HealthStatusOut,
         ),
         # The staff bot's endpoints (issue 4), then the admin API (issue 5).
         *_validated(schemas.StaffCodeIn),
@@ -149,9 +158,16 @@ def document() -> dict[str, Any]:
         },
         "/healthz": {
             "get": {
-                "summary": "Liveness of the web app and its database (no authentication)",
-                "security": [],
-                "responses": {"200": _json("HealthOut", "Serving"), "503": _json("HealthOut", "Database unreachable")},
+                "summary": "Can the web app serve? For the load balancer",
+                "description": (
+                    'Without a token only `{"status"}`; with METRICS_TOKEN or the API token (or when the server'
+                    " sets PUBLIC_HEALTH_DETAILS=1) the database's state, the bots' heartbeats and the backlogs."
+                ),
+                "security": [{}, *secured],  # the token is optional: it adds the details
+                "responses": {
+                    "200": _health("Serving"),
+                    "503": _health("The database is unreachable or not migrated"),
+                },
             }
         },
     }
@@ -281,10 +297,12 @@ def _operations_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
     return {
         "/healthz/bot": {
             "get": {
-                "summary": "Is the bot process alive? 503 once a bot is silent for BOT_STALE_SECONDS (no authentication)",
-                "security": [],
+                "summary": "Is the bot process alive? 503 once a bot is silent for BOT_STALE_SECONDS",
+                "description": "METRICS_TOKEN or the API token, unless the server sets PUBLIC_HEALTH_DETAILS=1.",
+                "security": secured,
                 "responses": {
                     "200": _json("HealthOut", "Every bot is alive"),
+                    "401": _json("ErrorOut", "Missing or wrong token"),
                     "503": _json("HealthOut", "A bot is stale or was never seen, or the database is unreachable"),
                 },
             }
@@ -305,5 +323,8 @@ def _operations_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_json() -> Response:
+def openapi_json() -> Response | tuple[Response, int]:
+    """The document, for METRICS_TOKEN or the API token (or anyone with PUBLIC_OPENAPI=1)."""
+    if not (current_app.config.get("PUBLIC_OPENAPI") or operator_token()):
+        return error_response(401, "unauthorized", OPERATOR_HINT)
     return jsonify(document())

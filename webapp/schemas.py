@@ -190,6 +190,13 @@ class WebhookBacklogOut(Out):
     failed: int
 
 
+class HealthStatusOut(Out):
+    """/healthz without a token: whether the web app can serve, nothing more (issue 13)."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ok", "error"]
+
+
 class HealthOut(Out):
     model_config = ConfigDict(extra="allow")
     status: Literal["ok", "error"]
