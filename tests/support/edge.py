@@ -239,9 +239,9 @@ def raw(port: int, data: bytes, timeout: float = 5.0) -> tuple[int, dict[str, st
 class _Sock:
     kind: str
     sock: socket.socket
-    payload: bytes  # what is left to send, a byte at a time
+    payload: bytes  # all it will send, a byte at a time (a slow body's head at once)
     next_send: float
-    connected: bool = False
+    offset: int = 0  # how much of it is sent
 
 
 @dataclass
@@ -262,8 +262,14 @@ class HostileLoad:
     open_now: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _payloads: dict[str, bytes] = field(default_factory=dict)
 
     def _payload(self, kind: str) -> bytes:
+        if kind not in self._payloads:
+            self._payloads[kind] = self._build(kind)
+        return self._payloads[kind]
+
+    def _build(self, kind: str) -> bytes:
         if kind == "idle":
             return b""
         if kind == "slowloris":
@@ -318,21 +324,20 @@ class HostileLoad:
                     if not data or s.kind != "idle":
                         self._replace(sel, socks, s, now)
                 for s in list(socks):
-                    if not s.payload or now < s.next_send:
+                    if s.offset >= len(s.payload) or now < s.next_send:
                         continue
                     size = 1
-                    if s.kind == "slow_body" and not s.connected:
+                    if s.kind == "slow_body" and s.offset == 0:
                         size = s.payload.index(b"\r\n\r\n") + 4  # the request head in one go, then the body trickles
                     try:
-                        sent = s.sock.send(s.payload[:size])
+                        sent = s.sock.send(s.payload[s.offset : s.offset + size])
                     except BlockingIOError:
                         continue
                     except OSError:
                         self._replace(sel, socks, s, now)
                         continue
-                    s.connected = True
                     self.bytes_sent += sent
-                    s.payload = s.payload[sent:]
+                    s.offset += sent
                     s.next_send = now + self.interval
                 self.open_now = len(socks)
         finally:
