@@ -201,7 +201,8 @@ def test_gunicorn_gets_only_the_fields_nginx_sets(tmp_path: Path) -> None:
     try:
         with edge.nginx(server.server_address[1], tmp_path) as front:
             spoofed = [b"X-Forwarded-For: 6.6.6.6", b"X-Forwarded-Proto: https", b"X-Forwarded-Ssl: on", b"X-Real-IP: 6.6.6.6"]
-            noise = [b"X-H%d: v" % i for i in range(150)] + [b"Content-Type: a/b", b"Content-Type: c/d"]
+            # More fields than Gunicorn's limit_request_fields, a duplicate Content-Type, an Expect it would refuse.
+            noise = [b"X-H%d: v" % i for i in range(150)] + [b"Content-Type: a/b", b"Content-Type: c/d", b"Expect: 999-x"]
             line = b"GET /subscribe-status?user_id=1 HTTP/1.1"
             status, _, _ = edge.raw(front.port, get(line, b"Authorization: Bearer t0k", *spoofed, *noise))
             assert status == 200
