@@ -38,6 +38,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", 2))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
 keepalive = 5
+# X-Forwarded-Proto (and the other forwarding headers) count only from nginx on this host (deploy/nginx.conf);
+# from anyone else they are ignored. (Gunicorn's default would be the FORWARDED_ALLOW_IPS variable, else ::1 too.)
+forwarded_allow_ips = "127.0.0.1"
 # A worker is replaced after this many requests (a bound on any slow leak). Replacing one imports the app
 # again (0.4 s of CPU): every 10,000 requests that was 5 % of the CPU at 2,000 requests/s.
 max_requests = 100_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
 import os
 import re
 import runpy
@@ -331,3 +332,123 @@ def test_env_example_values_are_the_defaults(monkeypatch):
     configured = gunicorn_settings({k: v for k, v in example.items() if k.startswith("GUNICORN_") or k == "LOG_LEVEL"})
     for setting in ("bind", "workers", "timeout", "graceful_timeout", "accesslog", "loglevel"):
         assert configured[setting] == web_defaults[setting], setting
+
+
+# --- nginx.conf: the front, its limits the app's ----------------------------------------------------------------
+
+NGINX_CONF = DEPLOY / "nginx.conf"
+
+
+def nginx_directives() -> list[tuple[str, list[str]]]:
+    """(name, arguments) of every simple directive, in order (comments and block openers left out)."""
+    found = []
+    for raw in NGINX_CONF.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip() if not raw.strip().startswith("location") else raw.strip()
+        for statement in re.findall(r"([a-z_]+)\s+([^;{}]*?);", line):
+            name, args = statement
+            found.append((name, shlex.split(args) if "'" not in args else [args]))
+    return found
+
+
+def nginx_one(name: str) -> list[str]:
+    found = [args for n, args in nginx_directives() if n == name]
+    assert len(found) == 1, f"nginx.conf: {name} should be set once, found {found}"
+    return found[0]
+
+
+def nginx_size(text: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kKmM]?)", text).groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2}[unit.lower()]
+
+
+def test_nginx_limits_match_the_apps(monkeypatch):
+    from gunicorn.config import Config as GunicornConfig
+
+    from config import Config
+
+    monkeypatch.delenv("MAX_BODY_BYTES", raising=False)
+    max_body = Config().MAX_CONTENT_LENGTH
+    assert nginx_size(nginx_one("client_max_body_size")[0]) == max_body  # bigger: 413 from nginx, as from the app
+    assert nginx_size(nginx_one("client_body_buffer_size")[0]) == max_body  # every accepted body stays in memory
+    assert f"larger than {max_body} bytes" in NGINX_CONF.read_text()
+
+    # A request line (with its CRLF) and each header line must fit one large buffer: nginx answers 414/431 for
+    # exactly what Gunicorn's limit_request_line refuses, and is stricter than its limit_request_field_size.
+    web = gunicorn_settings({})
+    defaults = GunicornConfig()
+    line_limit = web.get("limit_request_line", defaults.limit_request_line)
+    field_limit = web.get("limit_request_field_size", defaults.limit_request_field_size)
+    count, size = nginx_one("large_client_header_buffers")
+    assert nginx_size(size) == line_limit + 2 and line_limit <= field_limit
+    assert f"longer than {line_limit} bytes" in NGINX_CONF.read_text()
+    # nginx forwards only the fields it sets: far fewer than limit_request_fields.
+    assert nginx_one("proxy_pass_request_headers") == ["off"]
+    forwarded = [args[0] for n, args in nginx_directives() if n == "proxy_set_header"]
+    assert len(forwarded) + 2 < web.get("limit_request_fields", defaults.limit_request_fields)  # + Connection, Content-Length
+
+    # nginx waits for the app longer than Gunicorn lets a request run.
+    assert seconds(nginx_one("proxy_read_timeout")[0]) > web["timeout"]
+
+
+def test_nginx_proxies_to_gunicorns_bind_and_gunicorn_trusts_only_it():
+    web = gunicorn_settings({})
+    assert nginx_one("proxy_pass") == [f"http://{web['bind']}"]
+    host = web["bind"].rpartition(":")[0]
+    assert host == "127.0.0.1", "Gunicorn is never exposed directly"
+    assert web["forwarded_allow_ips"] == host
+    headers = {args[0]: args[1] for n, args in nginx_directives() if n == "proxy_set_header"}
+    assert headers["X-Forwarded-For"] == "$remote_addr" and headers["X-Forwarded-Proto"] == "$scheme"
+    assert nginx_one("proxy_request_buffering") == ["on"] and nginx_one("proxy_buffering") == ["on"]
+    for timeout in ("client_header_timeout", "client_body_timeout", "send_timeout", "keepalive_timeout"):
+        assert 1 <= seconds(nginx_one(timeout)[0]) <= 60, timeout
+
+
+def test_nginx_forwards_every_header_the_app_reads():
+    """nginx passes only the fields it sets (proxy_pass_request_headers off): a header the app starts reading
+    must be added there too."""
+    forwarded = {args[0].lower() for n, args in nginx_directives() if n == "proxy_set_header"}
+    read = set()
+    for path in sorted((ROOT / "webapp").rglob("*.py")):
+        text = path.read_text()
+        read |= {m.replace("_", "-").lower() for m in re.findall(r"""["']HTTP_([A-Z0-9_]+)["']""", text)}
+        read |= {m.lower() for m in re.findall(r"""request\.headers(?:\.get\(|\[)\s*["']([A-Za-z0-9-]+)["']""", text)}
+        if re.search(r"request\.(content_type|mimetype|is_json|get_json|json)\b", text):
+            read.add("content-type")
+    assert "authorization" in read
+    assert read <= forwarded, f"add proxy_set_header lines to deploy/nginx.conf for {read - forwarded}"
+
+
+def test_nginx_answers_its_own_errors_with_json():
+    text = NGINX_CONF.read_text()
+    pages = {}
+    for args in (args for n, args in nginx_directives() if n == "error_page"):
+        *codes, target = args
+        overwrite = next((int(c[1:]) for c in codes if c.startswith("=")), None)
+        for code in codes:
+            if not code.startswith("="):
+                pages[int(code)] = (overwrite or int(code), target)
+    assert {400, 405, 408, 413, 414, 494, 500, 502, 503, 504} <= set(pages)
+    for code, (status, target) in pages.items():
+        match = re.search(rf"location = {re.escape(target)} {{ internal; return (\d+) '(.*)\\n'; }}", text)
+        assert match, f"error_page {code}: no internal location {target} returning JSON"
+        assert int(match.group(1)) == status, f"error_page {code}: {target} answers {match.group(1)}"
+        body = json.loads(match.group(2))
+        assert set(body) == {"error", "message"} and body["error"] and body["message"]
+    assert nginx_one("default_type") == ["application/json"]
+
+
+def test_nginx_accepts_the_file(tmp_path):
+    """`nginx -t` on the file with its ports and directories moved under tmp_path (as the e2e test runs it)."""
+    from tests.support import edge
+
+    binary = edge.nginx_binary()
+    if binary is None:
+        pytest.skip("nginx is not installed here (Debian package: nginx; .ci/run installs it); the checks above still ran")
+    for sub in ("temp", "logs"):
+        (tmp_path / sub).mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(edge.nginx_config(edge.free_port(), edge.free_port(), tmp_path))
+    result = subprocess.run(
+        [binary, "-t", "-q", "-e", "stderr", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
