@@ -137,7 +137,7 @@ def _scrub(text: str, url: str, secret: str) -> str:
     for value in (secret, secret.removeprefix(SECRET_PREFIX)):
         if value:
             text = text.replace(value, "***")
-    return text[:MAX_ERROR_CHARS]
+    return text
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,8 @@ def _post(http: requests.Session, url: str, secret: str, signer: Webhook, event:
     try:
         response = http.post(url, data=event.body.encode(), headers=headers, timeout=REQUEST_TIMEOUT, allow_redirects=False)
     except requests.RequestException as exc:
-        return _Result(False, False, _scrub(f"{type(exc).__name__} posting to {mask_url(url)}: {exc}", url, secret))
+        error = f"{type(exc).__name__} posting to {mask_url(url)}: {_scrub(str(exc), url, secret)}"
+        return _Result(False, False, error[:MAX_ERROR_CHARS])
     if 200 <= response.status_code < 300:
         return _Result(True, False, None)
     return _Result(False, response.status_code == 410, describe_answer(response.status_code, response.headers, response.content))
