@@ -124,15 +124,19 @@ class Config:
 
 
 def engine_options(url: str) -> dict[str, Any]:
-    """Engine options per backend: SQLite waits for the write lock instead of failing."""
+    """Engine options per backend: SQLite waits for the write lock instead of failing.
+
+    Errors never quote a statement's parameters (`hide_parameters`): they hold tokens, codes and message texts,
+    and a logged traceback would carry them.
+    """
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 15, "check_same_thread": False}}
+        return {"connect_args": {"timeout": 15, "check_same_thread": False}, "hide_parameters": True}
     # No pool_pre_ping: models.py drops connections the server closed at checkout, without a round trip.
     # A connection lost without a word (a NAT or firewall forgetting it) is found by TCP keepalives within
     # about a minute instead of the kernel's two hours; keepalive settings in the URL take precedence.
     given = make_url(url).query
     keepalives = {k: v for k, v in _KEEPALIVES.items() if k not in given}
-    return {"pool_size": 5, "max_overflow": 10, "connect_args": keepalives}
+    return {"pool_size": 5, "max_overflow": 10, "connect_args": keepalives, "hide_parameters": True}
 
 
 _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}

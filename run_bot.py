@@ -92,6 +92,7 @@ def main() -> int:
     specs = bot_specs()
     for spec in specs:
         register_secret(getattr(config, spec.token_setting, ""))
+    _register_other_secrets(config)
     for spec in specs:
         if spec.required and not getattr(config, spec.token_setting, ""):
             print(
@@ -274,7 +275,16 @@ class _SkipBusyRuns(logging.Filter):
         return "maximum number of running instances reached" not in record.getMessage()
 
 
+def _register_other_secrets(config: Config) -> None:
+    """The process's other secrets are masked in its logs too, should an error ever quote one."""
+    from bot.workers import webhooks
+
+    for value in (config.API_TOKEN, config.METRICS_TOKEN, *webhooks.secret_values(config)):
+        register_secret(value)
+
+
 def _quiet_libraries(level: str) -> None:
+    """The scheduler's lines per job run only at DEBUG (urllib3 and requests: `webapp.configure_logging`)."""
     scheduler_log = logging.getLogger("apscheduler")
     if level != "DEBUG":
         scheduler_log.setLevel(logging.WARNING)  # not a line per run of a job that runs every second

@@ -1,8 +1,9 @@
 """Talking to the Telegram Bot API with pyTelegramBotAPI: building bots, keeping tokens out of logs, sorting errors.
 
-telebot puts the token in every request URL, logs those URLs at DEBUG (so does urllib3) and requests
-quotes them in its exceptions. `install_redaction` masks every registered token in every log record,
-whatever logger or handler it goes through; `describe` gives a short, masked text for an exception.
+telebot puts the token in every request URL, logs those URLs at DEBUG and requests quotes them in its
+exceptions (urllib3 would log them too: `webapp.configure_logging` keeps it and requests at WARNING).
+`install_redaction` masks every registered secret (the bot tokens and the process's other secrets) in every
+log record, whatever logger or handler it goes through; `describe` gives a short, masked text for an exception.
 """
 
 from __future__ import annotations
@@ -29,25 +30,37 @@ _installed = False
 log = logging.getLogger(__name__)
 
 
+MIN_SECRET_CHARS = 6  # shorter values are not masked: masking "pw" everywhere would garble every line
+
+
 def register_secret(token: str) -> None:
-    """Never let `token` (or its secret half) reach a log line or an error text."""
-    if not token:
+    """Never let `token` (a bot token's secret half too) reach a log line or an error text.
+
+    Any secret of the process may be registered (the API token, the webhook secret, ...): only a bot
+    token keeps its numeric bot id in sight.
+    """
+    if len(token) < MIN_SECRET_CHARS:
         return
+    global _ordered
     with _secrets_lock:
         _secrets.add(token)
         _, _, secret = token.partition(":")
         if len(secret) >= 8:
             _secrets.add(secret)
+        _ordered = sorted(_secrets, key=len, reverse=True)
+
+
+_ordered: list[str] = []  # the registered secrets, longest first
 
 
 def redact(text: str) -> str:
-    """`text` with every registered token replaced by `<id>:***`."""
-    if not text or not _secrets:
+    """`text` with every registered secret replaced by `***` (a bot token by `<bot id>:***`)."""
+    if not text or not _ordered:
         return text
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in _ordered:
         if secret in text:
-            bot_id = secret.partition(":")[0] if ":" in secret else ""
-            text = text.replace(secret, f"{bot_id}:***" if bot_id else "***")
+            head, colon, _ = secret.partition(":")
+            text = text.replace(secret, f"{head}:***" if colon and head.isdigit() else "***")
     return text
 
 
@@ -91,7 +104,7 @@ def install_redaction() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        if _secrets:
+        if _ordered:
             _scrub(record)
         return record
 

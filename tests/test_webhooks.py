@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -55,6 +56,7 @@ class Receiver:
         self.status = 200
         self.delay = 0.0
         self.on_request = None  # called inside the request, before answering
+        self.answer = None  # (status, reason, headers, body) of a request handler, instead of the plain answer
         self.lock = threading.Lock()
         receiver = self
 
@@ -68,6 +70,15 @@ class Receiver:
                     receiver.on_request()
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                if receiver.answer:
+                    status, reason, headers, answer = receiver.answer(self)
+                    self.send_response(status, reason)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
@@ -253,7 +264,7 @@ def test_a_failing_receiver_is_retried_with_the_same_id_and_growing_backoff(hook
         assert webhooks.deliver_due(hook_app) == 1
         (event,) = stored(hook_app)
         assert (event.state, event.attempts) == ("pending", attempt)
-        assert event.last_error == "HTTP 500 Internal Server Error: backend says no"
+        assert event.last_error == "HTTP 500 Internal Server Error (15 bytes of text/plain, not kept)"
         delays.append(seconds_until_next_attempt(hook_app))
         assert webhooks.deliver_due(hook_app) == 0  # not due yet: nothing is sent
         edit_events(hook_app, next_attempt_at=utcnow() - timedelta(seconds=1))  # time passes
@@ -338,6 +349,51 @@ def test_a_receiver_that_is_down_is_retried_and_no_credentials_are_recorded(data
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_receiver_quoting_the_request_in_its_answer_leaves_no_credential_anywhere(database_url, receiver, caplog):
+    """A receiver's error page may quote what it got: the Authorization header, the query string, the signature."""
+    user, password, token = "hookuser", "s3cr3t-pass-9Zq", "tok-8c1d2e"
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    url = receiver.url.replace("http://", f"http://{user}:{password}@") + f"?token={token}"
+
+    def echo(request) -> tuple[int, str, dict[str, str], bytes]:
+        quoted = f"{request.requestline} {dict(request.headers.items())}"
+        assert basic in quoted and token in quoted  # what there is to leak
+        return 500, f"Oops {quoted}", {"Content-Type": f"text/html; x={token}", "WWW-Authenticate": quoted}, quoted.encode()
+
+    receiver.answer = echo
+    app = make_app(database_url, BACKEND_WEBHOOK_URL=url, WEBHOOK_SECRET=SECRET)
+    try:
+        queue_event(app)
+        with caplog.at_level(logging.DEBUG):  # urllib3 logs each request line, query included, at DEBUG
+            assert webhooks.deliver_due(app) == 1
+        (event,) = stored(app)
+        assert re.fullmatch(r"HTTP 500 Internal Server Error \(\d+ bytes of text/html, not kept\)", event.last_error)
+        assert "?token=" not in caplog.text  # not even the query string, masked or not
+        for text in (event.last_error, caplog.text):
+            for secret in (user, password, token, basic, SECRET, SECRET.removeprefix("whsec_")):
+                assert secret not in text
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "status,headers,body,recorded",
+    [
+        (
+            503,
+            {"Content-Type": "application/json"},
+            b'{"error":"x"}',
+            "HTTP 503 Service Unavailable (13 bytes of application/json, not kept)",
+        ),
+        (599, {}, b"", "HTTP 599 (empty body)"),
+        (401, {"Content-Type": "Basic realm=aHVudGVyMg=="}, b"no", "HTTP 401 Unauthorized (2 bytes of unknown type, not kept)"),
+    ],
+)
+def test_a_failed_answer_is_recorded_by_status_length_and_media_type(status, headers, body, recorded):
+    assert webhooks.describe_answer(status, headers, body) == recorded
 
 
 def test_the_url_is_masked():

@@ -30,8 +30,15 @@ class OneLineFormatter(logging.Formatter):
         return super().format(record).replace("\r", "").replace("\n", " | ")
 
 
+# HTTP client libraries log each request line, query string included (urllib3: a webhook URL's ?token=), at
+# DEBUG: they say only what goes wrong, whatever LOG_LEVEL is. Both processes configure logging here.
+QUIET_LIBRARIES = ("urllib3", "requests")
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """One line per event: time, level, process, logger, message."""
+    """One line per event: time, level, process, logger, message; HTTP client libraries at WARNING and above."""
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
     if getattr(root, "_customer_bot_configured", False):
         return

@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 from flask import Flask
@@ -83,6 +85,25 @@ def check_config(config: Any) -> None:
     decode_secret(_setting(config, "WEBHOOK_SECRET"))
 
 
+def secret_values(config: Any) -> list[str]:
+    """What the webhook settings hold that no log line may show: the signing secret (with and without whsec_),
+    the URL's password and query string, and the `Authorization: Basic` value requests makes of its user info.
+    """
+    secret = _setting(config, "WEBHOOK_SECRET")
+    values = [secret, secret.removeprefix(SECRET_PREFIX)] if secret else []
+    try:
+        parts = urlsplit(_setting(config, "BACKEND_WEBHOOK_URL"))
+        user, password = parts.username, parts.password
+    except ValueError:
+        return values
+    if password:
+        values.append(password)
+        values.append(base64.b64encode(f"{unquote(user or '')}:{unquote(password)}".encode()).decode())
+    if parts.query:
+        values.append(parts.query)
+    return values
+
+
 def mask_url(url: str) -> str:
     """The URL as it may appear in logs and in last_error: user info and query string replaced by ***."""
     try:
@@ -96,8 +117,14 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}{query}"
 
 
+_QUERY = re.compile(r"\?[^\s'\")]*")  # a query string as quoted in an exception text (urllib3: "with url: /path?q")
+
+
 def _scrub(text: str, url: str, secret: str) -> str:
-    """Take anything secret out of an error text: the URL's user info, password and query, the signing secret."""
+    """Take anything secret out of an error text: the URL's user info, password and query, the signing secret.
+
+    Any query string goes, not only the URL's as configured: requests may quote it re-encoded.
+    """
     parts = urlsplit(url)
     text = text.replace(url, mask_url(url))
     if "@" in parts.netloc:
@@ -106,10 +133,11 @@ def _scrub(text: str, url: str, secret: str) -> str:
         text = text.replace(parts.password, "***")
     if parts.query:
         text = text.replace(parts.query, "***")
+    text = _QUERY.sub("?***", text)
     for value in (secret, secret.removeprefix(SECRET_PREFIX)):
         if value:
             text = text.replace(value, "***")
-    return text[:MAX_ERROR_CHARS]
+    return text
 
 
 @dataclass(frozen=True)
@@ -131,12 +159,32 @@ def _post(http: requests.Session, url: str, secret: str, signer: Webhook, event:
     try:
         response = http.post(url, data=event.body.encode(), headers=headers, timeout=REQUEST_TIMEOUT, allow_redirects=False)
     except requests.RequestException as exc:
-        return _Result(False, False, _scrub(f"{type(exc).__name__} posting to {mask_url(url)}: {exc}", url, secret))
+        error = f"{type(exc).__name__} posting to {mask_url(url)}: {_scrub(str(exc), url, secret)}"
+        return _Result(False, False, error[:MAX_ERROR_CHARS])
     if 200 <= response.status_code < 300:
         return _Result(True, False, None)
-    snippet = " ".join(response.text[:200].split())
-    error = f"HTTP {response.status_code} {response.reason or ''}".rstrip() + (f": {snippet}" if snippet else "")
-    return _Result(False, response.status_code == 410, _scrub(error, url, secret))
+    return _Result(False, response.status_code == 410, describe_answer(response.status_code, response.headers, response.content))
+
+
+def describe_answer(status: int, headers: Mapping[str, str], body: bytes) -> str:
+    """What a failed answer is recorded as: its status, the length and media type of its body, never the body.
+
+    A receiver's error body (or its reason phrase, or any header) may quote what it was sent: the Authorization
+    header with the URL's user and password, the query string. Only the standard phrase of the status is used.
+    """
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    head = f"HTTP {status} {phrase}".rstrip()
+    if not body:
+        return f"{head} (empty body)"
+    media_type = headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    kind = media_type if _MEDIA_TYPE.fullmatch(media_type) else "unknown type"
+    return f"{head} ({len(body)} bytes of {kind}, not kept)"
+
+
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,40}/[a-z0-9][a-z0-9!#$&^_.+-]{0,60}")
 
 
 def _record(event: Claimed, result: _Result) -> None:
