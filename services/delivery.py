@@ -20,7 +20,7 @@ from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from database import transaction
-from models import BotName, Customer, OutboxMessage, OutboxState, db, utcnow
+from models import BotName, Customer, OutboxKind, OutboxMessage, OutboxState, db, utcnow
 from services import customers, status_card
 from services.claims import claimable, stale_before
 from services.status_card import StatusCard
@@ -29,6 +29,7 @@ ACTIVE_STATES = (OutboxState.PENDING, OutboxState.SENDING)
 MAX_ERROR_CHARS = 500
 BLOCKED_ERROR = "the user has blocked the bot"
 DEACTIVATED_ERROR = "the user's account is deactivated"
+NOT_STARTED_ERROR = "the user has not started the bot"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Job:
     first_attempt_at: datetime
     language: str | None = None  # the customer's Telegram language_code
     card: StatusCard | None = None  # a status row's card
+    unproven: bool = False  # to a customer the bot has no proof it can write to: a success proves it
 
 
 # Built once: constructing aliased ORM statements costs more than running them (claims and records are hot).
@@ -112,9 +114,9 @@ def _build_claim() -> Select[Any]:
 
 
 _CLAIM = _build_claim()
-_PEOPLE = select(Customer.telegram_user_id, Customer.language_code, Customer.is_blocked, Customer.is_deactivated).where(
-    Customer.telegram_user_id.in_(bindparam("chats", expanding=True))
-)
+_PEOPLE = select(
+    Customer.telegram_user_id, Customer.language_code, Customer.is_blocked, Customer.is_deactivated, Customer.reachable_at
+).where(Customer.telegram_user_id.in_(bindparam("chats", expanding=True)))
 _MARK_SENDING = (
     update(OutboxMessage)
     .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
@@ -171,6 +173,7 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
                     first_attempt_at=row.first_attempt_at or now,
                     language=language,
                     card=status_card.claimed(row, order, language),
+                    unproven=person is not None and person.reachable_at is None,
                 )
             )
         if jobs:
@@ -197,6 +200,7 @@ class Sent:
     message_id: int
     has_button: bool
     supersedes_in_order: int | None = None  # its order's older keyboards must go
+    proves_chat: int | None = None  # the customer's chat, when this is the first proof the bot can write to it
 
 
 def record_sent(sent: list[Sent]) -> None:
@@ -209,6 +213,7 @@ def record_sent(sent: list[Sent]) -> None:
             _MARK_SENT,
             [{"row_id": s.row_id, "sent_at": now, "message_id": s.message_id, "has_button": s.has_button} for s in sent],
         )
+        customers.proven_by_delivery(conn, [s.proves_chat for s in sent if s.proves_chat is not None])
 
 
 def record_retry(row_id: int, worker: str, error: str, delay: float) -> None:
@@ -236,6 +241,27 @@ def record_failed(row_id: int, worker: str, error: str) -> list[StatusCard]:
             if row.order_pk is not None:
                 refs = status_card.stale_of([row.order_pk])
     return refs
+
+
+def record_chat_not_found(row_id: int, worker: str, kind: str, chat_id: int, error: str) -> None:
+    """Telegram said 400 chat not found to a customer: they never started the bot (or deleted the chat).
+
+    The customer is unreachable until they write to the bot (subscribe-status: never_started). A status waits
+    for that: it and the chat's other pending statuses are set aside as `blocked` with WAITING_ERROR, and
+    `customers.heard_from` queues them again. Any other message (a staff member's) ends `blocked` for good:
+    its batch summary tells the staff member it was not delivered.
+    """
+    with _turn(), transaction():
+        row = _claimed(row_id, worker)
+        if row is not None:
+            row.state = OutboxState.BLOCKED
+            row.last_error = customers.WAITING_ERROR if kind == OutboxKind.STATUS else _clip(f"{NOT_STARTED_ERROR}: {error}")
+            row.claimed_at = None
+            row.claimed_by = None
+        customers.waiting_statuses(BotName.CUSTOMER, chat_id)
+        customer = customers.find(chat_id)  # a private chat's id is the user's id
+        if customer is not None:
+            customers.chat_not_found(customer)
 
 
 def record_blocked(row_id: int, worker: str, bot: str, chat_id: int, deactivated: bool = False) -> None:
