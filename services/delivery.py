@@ -4,7 +4,9 @@ A message goes pending → sending (claimed, committed before Telegram is called
 or back to pending with a later `next_attempt_at`. Messages of one order (or, without an order, of one
 chat of one bot) are claimed one at a time, oldest first: a row is not due while an older one of the same
 order is pending or sending. A `sending` claim older than the claim timeout belongs to a process that
-died and is taken over.
+died and is taken over. A status to a customer who never started the bot ("400 chat not found") is set
+aside as `blocked` with `customers.WAITING_ERROR` and queued again when they write to the bot: not
+`pending`, which would count as a backlog (the oldest-pending alert) for as long as they wait.
 """
 
 from __future__ import annotations
@@ -248,14 +250,15 @@ def record_chat_not_found(row_id: int, worker: str, kind: str, chat_id: int, err
 
     The customer is unreachable until they write to the bot (subscribe-status: never_started). A status waits
     for that: it and the chat's other pending statuses are set aside as `blocked` with WAITING_ERROR, and
-    `customers.heard_from` queues them again. Any other message (a staff member's) ends `blocked` for good:
-    its batch summary tells the staff member it was not delivered.
+    `customers.heard_from` queues them again. Any other message (a staff member's) fails: its batch summary
+    tells the staff member it could not be delivered (not that the customer blocked the bot).
     """
     with _turn(), transaction():
         row = _claimed(row_id, worker)
         if row is not None:
-            row.state = OutboxState.BLOCKED
-            row.last_error = customers.WAITING_ERROR if kind == OutboxKind.STATUS else _clip(f"{NOT_STARTED_ERROR}: {error}")
+            waits = kind == OutboxKind.STATUS
+            row.state = OutboxState.BLOCKED if waits else OutboxState.FAILED
+            row.last_error = customers.WAITING_ERROR if waits else _clip(f"{NOT_STARTED_ERROR}: {error}")
             row.claimed_at = None
             row.claimed_by = None
         customers.waiting_statuses(BotName.CUSTOMER, chat_id)

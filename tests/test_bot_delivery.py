@@ -241,18 +241,19 @@ def test_a_message_that_goes_through_proves_the_chat(app, emulator):
     assert reach(app, 616) == (True, None)
 
 
-def test_a_staff_message_to_a_user_who_never_started_the_bot_is_blocked_for_good(app, emulator):
+def test_a_staff_message_to_a_user_who_never_started_the_bot_fails(app, emulator):
     with app.app_context():
         linking.claim(linking.issue().code, 617)
         db.session.add(OutboxMessage(kind="message", bot="customer", chat_id=617, text="Hi", next_attempt_at=utcnow()))
         db.session.commit()
     run(engine(app))
     (row,) = rows(app).values()
-    assert row.state == "blocked" and row.last_error.startswith(delivery.NOT_STARTED_ERROR)
+    assert row.state == "failed" and row.last_error.startswith(delivery.NOT_STARTED_ERROR)
+    assert reach(app, 617) == (False, "never_started")
     emulator.create_user(617, "Anna")
     with app.app_context():
         customer_chat.greet(617, 617)
-    assert rows(app)[row.id].state == "blocked"  # its batch summary already said "not delivered"
+    assert rows(app)[row.id].state == "failed"  # its batch summary already said "could not deliver"
 
 
 def test_a_403_blocks_the_row_the_chats_pending_rows_and_the_user(app, emulator):

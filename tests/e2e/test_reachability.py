@@ -43,9 +43,7 @@ def test_a_status_waits_for_a_customer_who_never_started_the_bot_and_arrives_aft
     created, accepted = stack.wait_status_messages(boris, "R-1", 2)
     assert "Order placed" in created["plain_text"]
     assert "The cafe accepted your order" in accepted["plain_text"]
-    wait_until(
-        lambda: [u["delivery"] for u in stack.api.order("R-1")["updates"]] == ["sent", "sent"], what="both statuses sent"
-    )
+    wait_until(lambda: [u["delivery"] for u in stack.api.order("R-1")["updates"]] == ["sent", "sent"], what="both statuses sent")
 
     # From now on statuses go straight through.
     stack.api.push(boris, "R-1", "ready")
