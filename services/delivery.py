@@ -255,6 +255,13 @@ def record_chat_not_found(row_id: int, worker: str, kind: str, chat_id: int, err
     """
     with _turn(), transaction():
         row = _claimed(row_id, worker)
+        customer = customers.find(chat_id)  # a private chat's id is the user's id
+        if row is not None and customer is not None and customer.reachable_at is not None and row.claimed_at is not None:
+            if customer.reachable_at >= row.claimed_at:
+                # They started the bot while this was on its way: Telegram's answer is already stale. Again, now.
+                row.state, row.next_attempt_at, row.last_error = OutboxState.PENDING, utcnow(), _clip(error)
+                row.claimed_at = row.claimed_by = None
+                return
         if row is not None:
             waits = kind == OutboxKind.STATUS
             row.state = OutboxState.BLOCKED if waits else OutboxState.FAILED
@@ -262,7 +269,6 @@ def record_chat_not_found(row_id: int, worker: str, kind: str, chat_id: int, err
             row.claimed_at = None
             row.claimed_by = None
         customers.waiting_statuses(BotName.CUSTOMER, chat_id)
-        customer = customers.find(chat_id)  # a private chat's id is the user's id
         if customer is not None:
             customers.chat_not_found(customer)
 

@@ -230,6 +230,19 @@ def test_chat_not_found_sets_the_statuses_aside_until_the_user_starts_the_bot(ap
     assert sorted(texts) == sorted(["Order A-3 · cafe-1", "Order A-3 · cafe-1", "Order B-3 · cafe-1"])
 
 
+def test_a_chat_not_found_that_crossed_the_users_start_is_not_believed(app):
+    """The user started the bot while the status was on its way: Telegram's stale "chat not found" is retried."""
+    with app.app_context():
+        linking.claim(linking.issue().code, 618)
+    row = push(app, 618, "A-8", "created")
+    with app.app_context():
+        (job,) = delivery.claim_due("w", ["customer"], 10, 30)
+        customer_chat.greet(618, 618)  # /start, handled while the send was in flight
+        delivery.record_chat_not_found(job.id, "w", job.kind, 618, "400 Bad Request: chat not found")
+    assert rows(app)[row].state == "pending"
+    assert reach(app, 618) == (True, None)
+
+
 def test_a_message_that_goes_through_proves_the_chat(app, emulator):
     # Linked through the API by a user who had started the bot before: the first status proves it.
     emulator.create_user(616, "Anna", language_code="en")
