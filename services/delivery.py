@@ -12,13 +12,13 @@ aside as `blocked` with `customers.WAITING_ERROR` and queued again when they wri
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from database import transaction
@@ -150,6 +150,7 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
         orders = status_card.orders_of_claim(conn, order_pks)
         chats = sorted({r.chat_id for r in rows if r.bot == BotName.CUSTOMER})
         people = {r.telegram_user_id: r for r in conn.execute(_PEOPLE, {"chats": chats})} if chats else {}
+        waiting = _waiting_orders(conn, rows, people)
 
         jobs: list[Job] = []
         blocked: dict[str, list[int]] = {}
@@ -158,6 +159,10 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
             if person is not None and person.is_blocked:
                 # Blocked users get nothing until they come back; the row says so.
                 blocked.setdefault(DEACTIVATED_ERROR if person.is_deactivated else BLOCKED_ERROR, []).append(row.id)
+                continue
+            if person is not None and row.order_pk is not None and waiting.get(row.order_pk, row.id) < row.id:
+                # An older status of its order waits for the user to start the bot: this one waits behind it.
+                blocked.setdefault(customers.WAITING_ERROR, []).append(row.id)
                 continue
             order = orders.get(row.order_pk) if row.order_pk is not None else None
             language = person.language_code if person is not None else None
@@ -185,6 +190,35 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
         for error, ids in blocked.items():
             conn.execute(_MARK_BLOCKED, {"ids": ids, "error": error})
     return jobs
+
+
+_WAITING = (
+    select(OutboxMessage.order_pk, func.min(OutboxMessage.id))
+    .where(
+        OutboxMessage.order_pk.in_(bindparam("orders", expanding=True)),
+        OutboxMessage.state == OutboxState.BLOCKED,
+        OutboxMessage.last_error == customers.WAITING_ERROR,
+    )
+    .group_by(OutboxMessage.order_pk)
+)
+
+
+def _waiting_orders(conn: Connection, rows: Sequence[Row[Any]], people: dict[int, Row[Any]]) -> dict[int, int]:
+    """order pk → its oldest status waiting for /start, among the claimed orders of customers without proof of
+    the chat (only they can have one: the hot path of reachable customers pays nothing)."""
+    unproven = sorted(
+        {
+            r.order_pk
+            for r in rows
+            if r.bot == BotName.CUSTOMER
+            and r.order_pk is not None
+            and (p := people.get(r.chat_id)) is not None
+            and p.reachable_at is None
+        }
+    )
+    if not unproven:
+        return {}
+    return {pk: first for pk, first in conn.execute(_WAITING, {"orders": unproven})}
 
 
 def _claimed(row_id: int, worker: str) -> OutboxMessage | None:

@@ -243,6 +243,25 @@ def test_a_chat_not_found_that_crossed_the_users_start_is_not_believed(app):
     assert reach(app, 618) == (True, None)
 
 
+def test_a_newer_status_waits_behind_its_orders_waiting_one_even_once_the_chat_exists(app, emulator):
+    """Telegram knows the chat again but the bot has no proof yet: order A's next status must not overtake
+    the one set aside; order B's goes, proves the chat, and A's two follow in order."""
+    with app.app_context():
+        linking.claim(linking.issue().code, 619)
+    first = push(app, 619, "A-9", "created")
+    run(engine(app))
+    assert rows(app)[first].last_error == customers.WAITING_ERROR
+    emulator.create_user(619, "Anna")  # the user started the bot; the bot has not seen their /start yet
+    push(app, 619, "A-9", "accepted")
+    push(app, 619, "B-9", "created")
+    run(engine(app, workers=1))
+    assert {r.state for r in rows(app).values()} == {"sent"}
+    assert reach(app, 619) == (True, None)
+    heads = [m["plain_text"].split("\n")[:2] for m in emulator.messages(BOT, 619)]
+    assert [h[0] for h in heads] == ["Заказ B-9 · cafe-1", "Заказ A-9 · cafe-1", "Заказ A-9 · cafe-1"]
+    assert "принят" not in heads[1][1] and "приняло" in heads[2][1]  # A-9: created, then accepted
+
+
 def test_a_message_that_goes_through_proves_the_chat(app, emulator):
     # Linked through the API by a user who had started the bot before: the first status proves it.
     emulator.create_user(616, "Anna", language_code="en")
