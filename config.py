@@ -76,6 +76,8 @@ class Config:
         self.HORECA_BOT_USERNAME = os.environ.get("HORECA_BOT_USERNAME", "")
         self.TELEGRAM_API_URL = os.environ.get("TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
         self.CODE_TTL_SECONDS = _int("CODE_TTL_SECONDS", 600)
+        # Wrong codes typed in the bots by all users together within a minute before every code is refused (0: off).
+        self.WRONG_CODES_PER_MINUTE = _int("WRONG_CODES_PER_MINUTE", 30)
         self.DELIVERY_INTERVAL_SECONDS = _float("DELIVERY_INTERVAL_SECONDS", 1.0)
         self.TELEGRAM_GLOBAL_RATE = _float("TELEGRAM_GLOBAL_RATE", 30.0)
         self.TELEGRAM_PER_CHAT_RATE = _float("TELEGRAM_PER_CHAT_RATE", 1.0)

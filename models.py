@@ -136,6 +136,9 @@ class Customer(Model):
     blocked_at: Mapped[datetime | None] = mapped_column(DateTime)
     unblocked_at: Mapped[datetime | None] = mapped_column(DateTime)
     state_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When the bot last had proof it can write to them (they wrote to it, or a message went through);
+    # None while it has none: linked through the API only, or Telegram answered "chat not found".
+    reachable_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property
@@ -164,7 +167,10 @@ class CodeAttempt(Model):
     """A wrong code typed in the bot; counted to stop guessing."""
 
     __tablename__ = "code_attempts"
-    __table_args__ = (Index("ix_code_attempts_user_time", "telegram_user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_code_attempts_user_time", "telegram_user_id", "created_at"),
+        Index("ix_code_attempts_time", "created_at"),  # the limit across all users
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)

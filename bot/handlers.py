@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from telebot import TeleBot, util
 from telebot.types import BotCommand, CallbackQuery, ChatMemberUpdated, Message, User
 
@@ -124,7 +124,8 @@ def on_text(message: Message, bot: TeleBot) -> None:
 
 
 def on_other(message: Message, bot: TeleBot) -> None:
-    """Stickers, photos, ...: the bot only understands codes as text."""
+    """Stickers, photos, ...: the bot only understands codes as text (but the user did start the bot)."""
+    customer_chat.heard(_sender(message).id)
     _reply(bot, message, texts.for_user(message.from_user).send_text)
 
 
@@ -151,9 +152,18 @@ def claim_code(message: Message, bot: TeleBot, code: str) -> None:
     user = _sender(message)
     t = texts.for_user(user)
     user_id = user.id
-    typed = linking.claim_typed(user_id, lambda: linking.claim(code, user_id, message.chat.id, _profile(user)))
+    typed = linking.claim_typed(
+        user_id,
+        lambda: linking.claim(code, user_id, message.chat.id, _profile(user)),
+        per_minute=current_app.config["WRONG_CODES_PER_MINUTE"],
+    )
     if typed.outcome != linking.Typed.ACCEPTED:
-        refusals = {linking.Typed.TOO_MANY: t.too_many_codes, linking.Typed.UNKNOWN: t.unknown_code}
+        refusals = {
+            linking.Typed.TOO_MANY: t.too_many_codes,
+            linking.Typed.BUSY: t.codes_busy,
+            linking.Typed.UNKNOWN: t.unknown_code,
+        }
+        customer_chat.heard(user_id)  # a refused code still shows the user started the bot
         _reply(bot, message, refusals.get(typed.outcome, t.used_code))
         return
     log.info("user %s linked with a code", user_id)

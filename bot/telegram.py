@@ -163,7 +163,7 @@ def build_bot(token: str) -> TeleBot:
 RETRY = "retry"  # 5xx, timeouts, connection errors: exponential backoff up to the deadline
 RATE_LIMITED = "rate_limited"  # 429: wait retry_after
 BLOCKED = "blocked"  # 403: the user blocked the bot or deleted their account
-FINAL = "final"  # other 4xx: this message can never go
+FINAL = "final"  # other 4xx: this message can never go (`not_started`: not until the user starts the bot)
 NOT_MODIFIED = "not_modified"  # an edit that changes nothing: as good as done
 
 
@@ -175,10 +175,16 @@ class Failure:
     reason: str
     retry_after: float = 0.0
     deactivated: bool = False
+    # FINAL because the user never started the bot: "400 chat not found" (the bot has never seen the chat)
+    # or "403 bot can't initiate conversation with a user". Only sending cares; for an edit it is just final.
+    not_started: bool = False
 
 
 def classify(exc: BaseException) -> Failure:
-    """Sort an exception from a Bot API call into retry / rate-limited / blocked / final / not-modified."""
+    """Sort an exception from a Bot API call into retry / rate-limited / blocked / final / not-modified.
+
+    "Chat not found" is a final failure with `not_started` rather than a kind of its own: every caller that
+    edits or deletes treats it as final, and only the sending worker records the customer as never started."""
     reason = describe(exc)
     if isinstance(exc, ApiTelegramException):
         code = int(exc.error_code or 0)
@@ -192,6 +198,8 @@ def classify(exc: BaseException) -> Failure:
             return Failure(RATE_LIMITED, reason, retry_after=max(retry_after, 0.5))
         if code == 400 and "message is not modified" in description:
             return Failure(NOT_MODIFIED, reason)
+        if (code == 400 and "chat not found" in description) or (code == 403 and "initiate conversation" in description):
+            return Failure(FINAL, reason, not_started=True)
         if code == 403:
             return Failure(BLOCKED, reason, deactivated="deactivated" in description)
         if code in (401, 404, 409) or code >= 500:

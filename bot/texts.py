@@ -36,6 +36,7 @@ class Texts:
     unknown_code: str
     used_code: str
     too_many_codes: str
+    codes_busy: str  # too many wrong codes from everyone: the limit across users
     linked_help: str
     send_text: str
     active_orders: str
@@ -125,6 +126,7 @@ RU = Texts(
     unknown_code="❌ Такой код не найден или он устарел. Получите новый код на сайте и отправьте его сюда.",
     used_code="❌ Этот код уже использован. Получите новый код на сайте и отправьте его сюда.",
     too_many_codes="⏳ Слишком много неверных кодов. Попробуйте ещё раз через 15 минут.",
+    codes_busy="⏳ Сейчас слишком много попыток ввести код. Попробуйте ещё раз через минуту.",
     linked_help="Обновления заказов приходят сюда сами. Чтобы подключить другой заказ, отправьте его код с сайта.",
     send_text="Отправьте, пожалуйста, код с сайта обычным текстом.",
     active_orders="Ваши активные заказы:",
@@ -170,6 +172,7 @@ EN = Texts(
     unknown_code="❌ This code is unknown or has expired. Get a new code on the website and send it here.",
     used_code="❌ This code has already been used. Get a new code on the website and send it here.",
     too_many_codes="⏳ Too many wrong codes. Please try again in 15 minutes.",
+    codes_busy="⏳ Too many code attempts right now. Please try again in a minute.",
     linked_help="Order updates arrive here by themselves. To follow another order, send its code from the website.",
     send_text="Please send the code from the website as plain text.",
     active_orders="Your active orders:",

@@ -32,15 +32,24 @@ def _lines(telegram_user_id: int) -> list[OrderLine]:
 
 
 def greet(telegram_user_id: int, chat_id: int, profile: customers.Profile | None = None) -> Greeting:
-    """The user talks to the bot: refresh their profile, take them back if they had blocked it. Own transaction."""
+    """The user talks to the bot: refresh their profile; they are reachable now (back if they had blocked it,
+    and what waited for them to start the bot is queued again). Own transaction."""
     with transaction():
         customer = customers.find(telegram_user_id)
         if customer is None or customer.linked_at is None:
             return Greeting(linked=False, orders=[])
         customers.get_or_create(telegram_user_id, chat_id, profile)
-        if customer.is_blocked:
-            customers.set_blocked(customer, False)  # writing to the bot means they are back
+        customers.heard_from(customer)
         return Greeting(linked=True, orders=_lines(telegram_user_id))
+
+
+def heard(telegram_user_id: int) -> None:
+    """The user wrote something the bot answers without a greeting (a sticker, a refused code): they started
+    the bot, so it can reach them (see `customers.heard_from`). Own transaction; nothing for unknown users."""
+    with transaction():
+        customer = customers.find(telegram_user_id)
+        if customer is not None and customer.linked_at is not None:
+            customers.heard_from(customer)
 
 
 def order_lines(telegram_user_id: int) -> list[OrderLine]:

@@ -4,23 +4,25 @@ A message goes pending → sending (claimed, committed before Telegram is called
 or back to pending with a later `next_attempt_at`. Messages of one order (or, without an order, of one
 chat of one bot) are claimed one at a time, oldest first: a row is not due while an older one of the same
 order is pending or sending. A `sending` claim older than the claim timeout belongs to a process that
-died and is taken over.
+died and is taken over. A status to a customer who never started the bot ("400 chat not found") is set
+aside as `blocked` with `customers.WAITING_ERROR` and queued again when they write to the bot: not
+`pending`, which would count as a backlog (the oldest-pending alert) for as long as they wait.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from database import transaction
-from models import BotName, Customer, OutboxMessage, OutboxState, db, utcnow
+from models import BotName, Customer, OutboxKind, OutboxMessage, OutboxState, db, utcnow
 from services import customers, status_card
 from services.claims import claimable, stale_before
 from services.status_card import StatusCard
@@ -29,6 +31,7 @@ ACTIVE_STATES = (OutboxState.PENDING, OutboxState.SENDING)
 MAX_ERROR_CHARS = 500
 BLOCKED_ERROR = "the user has blocked the bot"
 DEACTIVATED_ERROR = "the user's account is deactivated"
+NOT_STARTED_ERROR = "the user has not started the bot"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Job:
     first_attempt_at: datetime
     language: str | None = None  # the customer's Telegram language_code
     card: StatusCard | None = None  # a status row's card
+    unproven: bool = False  # to a customer the bot has no proof it can write to: a success proves it
 
 
 # Built once: constructing aliased ORM statements costs more than running them (claims and records are hot).
@@ -112,9 +116,9 @@ def _build_claim() -> Select[Any]:
 
 
 _CLAIM = _build_claim()
-_PEOPLE = select(Customer.telegram_user_id, Customer.language_code, Customer.is_blocked, Customer.is_deactivated).where(
-    Customer.telegram_user_id.in_(bindparam("chats", expanding=True))
-)
+_PEOPLE = select(
+    Customer.telegram_user_id, Customer.language_code, Customer.is_blocked, Customer.is_deactivated, Customer.reachable_at
+).where(Customer.telegram_user_id.in_(bindparam("chats", expanding=True)))
 _MARK_SENDING = (
     update(OutboxMessage)
     .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
@@ -146,6 +150,7 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
         orders = status_card.orders_of_claim(conn, order_pks)
         chats = sorted({r.chat_id for r in rows if r.bot == BotName.CUSTOMER})
         people = {r.telegram_user_id: r for r in conn.execute(_PEOPLE, {"chats": chats})} if chats else {}
+        waiting = _waiting_orders(conn, rows, people)
 
         jobs: list[Job] = []
         blocked: dict[str, list[int]] = {}
@@ -154,6 +159,10 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
             if person is not None and person.is_blocked:
                 # Blocked users get nothing until they come back; the row says so.
                 blocked.setdefault(DEACTIVATED_ERROR if person.is_deactivated else BLOCKED_ERROR, []).append(row.id)
+                continue
+            if person is not None and row.order_pk is not None and waiting.get(row.order_pk, row.id) < row.id:
+                # An older status of its order waits for the user to start the bot: this one waits behind it.
+                blocked.setdefault(customers.WAITING_ERROR, []).append(row.id)
                 continue
             order = orders.get(row.order_pk) if row.order_pk is not None else None
             language = person.language_code if person is not None else None
@@ -171,6 +180,7 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
                     first_attempt_at=row.first_attempt_at or now,
                     language=language,
                     card=status_card.claimed(row, order, language),
+                    unproven=person is not None and person.reachable_at is None,
                 )
             )
         if jobs:
@@ -180,6 +190,35 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
         for error, ids in blocked.items():
             conn.execute(_MARK_BLOCKED, {"ids": ids, "error": error})
     return jobs
+
+
+_WAITING = (
+    select(OutboxMessage.order_pk, func.min(OutboxMessage.id))
+    .where(
+        OutboxMessage.order_pk.in_(bindparam("orders", expanding=True)),
+        OutboxMessage.state == OutboxState.BLOCKED,
+        OutboxMessage.last_error == customers.WAITING_ERROR,
+    )
+    .group_by(OutboxMessage.order_pk)
+)
+
+
+def _waiting_orders(conn: Connection, rows: Sequence[Row[Any]], people: dict[int, Row[Any]]) -> dict[int, int]:
+    """order pk → its oldest status waiting for /start, among the claimed orders of customers without proof of
+    the chat (only they can have one: the hot path of reachable customers pays nothing)."""
+    unproven = sorted(
+        {
+            r.order_pk
+            for r in rows
+            if r.bot == BotName.CUSTOMER
+            and r.order_pk is not None
+            and (p := people.get(r.chat_id)) is not None
+            and p.reachable_at is None
+        }
+    )
+    if not unproven:
+        return {}
+    return {pk: first for pk, first in conn.execute(_WAITING, {"orders": unproven})}
 
 
 def _claimed(row_id: int, worker: str) -> OutboxMessage | None:
@@ -197,6 +236,7 @@ class Sent:
     message_id: int
     has_button: bool
     supersedes_in_order: int | None = None  # its order's older keyboards must go
+    proves_chat: int | None = None  # the customer's chat, when this is the first proof the bot can write to it
 
 
 def record_sent(sent: list[Sent]) -> None:
@@ -209,6 +249,7 @@ def record_sent(sent: list[Sent]) -> None:
             _MARK_SENT,
             [{"row_id": s.row_id, "sent_at": now, "message_id": s.message_id, "has_button": s.has_button} for s in sent],
         )
+        customers.proven_by_delivery(conn, [s.proves_chat for s in sent if s.proves_chat is not None])
 
 
 def record_retry(row_id: int, worker: str, error: str, delay: float) -> None:
@@ -236,6 +277,34 @@ def record_failed(row_id: int, worker: str, error: str) -> list[StatusCard]:
             if row.order_pk is not None:
                 refs = status_card.stale_of([row.order_pk])
     return refs
+
+
+def record_chat_not_found(row_id: int, worker: str, kind: str, chat_id: int, error: str) -> None:
+    """Telegram said 400 chat not found to a customer: they never started the bot (or deleted the chat).
+
+    The customer is unreachable until they write to the bot (subscribe-status: never_started). A status waits
+    for that: it and the chat's other pending statuses are set aside as `blocked` with WAITING_ERROR, and
+    `customers.heard_from` queues them again. Any other message (a staff member's) fails: its batch summary
+    tells the staff member it could not be delivered (not that the customer blocked the bot).
+    """
+    with _turn(), transaction():
+        row = _claimed(row_id, worker)
+        customer = customers.find(chat_id)  # a private chat's id is the user's id
+        if row is not None and customer is not None and customer.reachable_at is not None and row.claimed_at is not None:
+            if customer.reachable_at >= row.claimed_at:
+                # They started the bot while this was on its way: Telegram's answer is already stale. Again, now.
+                row.state, row.next_attempt_at, row.last_error = OutboxState.PENDING, utcnow(), _clip(error)
+                row.claimed_at = row.claimed_by = None
+                return
+        if row is not None:
+            waits = kind == OutboxKind.STATUS
+            row.state = OutboxState.BLOCKED if waits else OutboxState.FAILED
+            row.last_error = customers.WAITING_ERROR if waits else _clip(f"{NOT_STARTED_ERROR}: {error}")
+            row.claimed_at = None
+            row.claimed_by = None
+        customers.waiting_statuses(BotName.CUSTOMER, chat_id)
+        if customer is not None:
+            customers.chat_not_found(customer)
 
 
 def record_blocked(row_id: int, worker: str, bot: str, chat_id: int, deactivated: bool = False) -> None:

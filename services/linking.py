@@ -1,9 +1,18 @@
-"""One-time verification codes: issue, register, claim, look up."""
+"""One-time verification codes: issue, register, claim, look up; and the limits on guessing them in the bots.
+
+Guessing is slowed twice: a user who typed MAX_WRONG_CODES wrong codes within WRONG_CODE_WINDOW is refused
+for the rest of the window, and once all users together typed `per_minute` wrong codes within a minute
+(WRONG_CODES_PER_MINUTE), every code typed in either bot is refused until the minute has passed, with one
+log line per minute. A code the backend registers itself must be long enough not to be guessed within that.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,9 +30,14 @@ from services.errors import Conflict, Invalid, NotFound
 # No 0/O, 1/I/L: a person can read the code off a screen and type it without confusing letters.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 GENERATED_LENGTH = 10  # 10 * log2(31) ≈ 49.5 bits from `secrets`
-CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # a valid Telegram /start payload
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # a valid Telegram /start payload (what a typed code may look like)
+REGISTERED_PATTERN = re.compile(r"^[A-Za-z0-9_-]{12,64}$")  # a backend's own code: at least 12 characters
 MAX_WRONG_CODES = 5
 WRONG_CODE_WINDOW = timedelta(minutes=15)
+GLOBAL_WINDOW = timedelta(minutes=1)
+DEFAULT_WRONG_CODES_PER_MINUTE = 30  # config.Config's WRONG_CODES_PER_MINUTE default; the bots pass the configured one
+
+log = logging.getLogger(__name__)
 DEFAULT_TTL_SECONDS = 600  # config.Config's CODE_TTL_SECONDS default; the API passes the configured one
 
 
@@ -68,8 +82,8 @@ def issue(
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
 ) -> IssuedCode:
     """Issue a new code valid for `ttl_seconds` (or register the backend's own); Conflict if it exists."""
-    if code is not None and not CODE_PATTERN.match(code):
-        raise Invalid("code must be 8 to 64 characters of A-Z, a-z, 0-9, _ and -", "invalid_code")
+    if code is not None and not REGISTERED_PATTERN.match(code):
+        raise Invalid("code must be 12 to 64 characters of A-Z, a-z, 0-9, _ and -", "invalid_code")
     now = utcnow()
     expires_at = now + timedelta(seconds=ttl_seconds)
     for _ in range(5):
@@ -120,8 +134,8 @@ def claim(code: str, telegram_user_id: int, chat_id: int | None = None, profile:
         if customer.linked_at is None:
             customer.linked_at = now
             customer.state_changed_at = now
-        if customer.is_blocked and chat_id is not None:  # they are talking to the bot right now
-            customers.set_blocked(customer, False)
+        if chat_id is not None:  # typed in the bot: they are talking to it right now (the API proves nothing)
+            customers.heard_from(customer)
         return Claim(code=row.code, user_id=telegram_user_id, newly_linked=newly)
 
 
@@ -136,28 +150,59 @@ def claim_staff_code(code: str, telegram_user_id: int) -> VerificationCode:
     return row
 
 
+class WrongCodes(NamedTuple):
+    """Wrong codes typed lately: by this user within WRONG_CODE_WINDOW, by everyone within GLOBAL_WINDOW."""
+
+    user: int
+    everyone: int
+
+
+def wrong_codes(telegram_user_id: int) -> WrongCodes:
+    """Both counts in one statement (two index ranges)."""
+    now = utcnow()
+    by_user = (
+        select(func.count())
+        .select_from(CodeAttempt)
+        .where(CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at > now - WRONG_CODE_WINDOW)
+        .scalar_subquery()
+    )
+    by_all = select(func.count()).select_from(CodeAttempt).where(CodeAttempt.created_at > now - GLOBAL_WINDOW).scalar_subquery()
+    with reading() as session:
+        user, everyone = session.execute(select(by_user, by_all)).one()
+    return WrongCodes(int(user or 0), int(everyone or 0))
+
+
 def too_many_wrong_codes(telegram_user_id: int) -> bool:
     """True once a user typed MAX_WRONG_CODES wrong codes within the window."""
-    since = utcnow() - WRONG_CODE_WINDOW
-    with reading() as session:
-        count = session.scalar(
-            select(func.count())
-            .select_from(CodeAttempt)
-            .where(CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at > since)
-        )
-    return (count or 0) >= MAX_WRONG_CODES
+    return wrong_codes(telegram_user_id).user >= MAX_WRONG_CODES
 
 
 def record_wrong_code(telegram_user_id: int) -> None:
-    """Count one wrong code, and forget attempts older than the window."""
+    """Count one wrong code, and forget everyone's attempts older than the longest window."""
     now = utcnow()
     with transaction() as session:
-        session.execute(
-            delete(CodeAttempt).where(
-                CodeAttempt.telegram_user_id == telegram_user_id, CodeAttempt.created_at <= now - WRONG_CODE_WINDOW
-            )
-        )
+        session.execute(delete(CodeAttempt).where(CodeAttempt.created_at <= now - WRONG_CODE_WINDOW))
         session.add(CodeAttempt(telegram_user_id=telegram_user_id, created_at=now))
+
+
+_busy_logged_at = 0.0  # time.monotonic() of the last "limit across users" log line of this process
+_busy_lock = threading.Lock()
+
+
+def _log_busy(count: int, per_minute: int) -> None:
+    """One warning per minute while the limit across users holds, however many attempts it refuses."""
+    global _busy_logged_at
+    with _busy_lock:
+        now = time.monotonic()
+        if _busy_logged_at and now - _busy_logged_at < GLOBAL_WINDOW.total_seconds():
+            return
+        _busy_logged_at = now
+    log.warning(
+        "wrong-code limit across users reached: %d wrong codes in the last minute (WRONG_CODES_PER_MINUTE=%d); "
+        "codes typed in the bots are refused until the minute has passed",
+        count,
+        per_minute,
+    )
 
 
 class Typed(StrEnum):
@@ -167,6 +212,7 @@ class Typed(StrEnum):
     UNKNOWN = "unknown"  # no such live code
     USED = "used"  # another Telegram user claimed it
     TOO_MANY = "too_many"  # too many wrong codes lately: not even looked at
+    BUSY = "busy"  # too many wrong codes from everyone in the last minute: not even looked at
 
 
 T = TypeVar("T")
@@ -178,10 +224,16 @@ class TypedCode(Generic[T]):
     value: T | None = None  # what `claim` returned, when accepted
 
 
-def claim_typed(telegram_user_id: int, claim: Callable[[], T]) -> TypedCode[T]:
-    """A code typed in either bot, under the wrong-code limit: refused while over it; a wrong code counts."""
-    if too_many_wrong_codes(telegram_user_id):
+def claim_typed(telegram_user_id: int, claim: Callable[[], T], per_minute: int = DEFAULT_WRONG_CODES_PER_MINUTE) -> TypedCode[T]:
+    """A code typed in either bot, under both wrong-code limits: refused while over one; a wrong code counts.
+
+    `per_minute` is the limit across all users (WRONG_CODES_PER_MINUTE; 0 turns it off)."""
+    counts = wrong_codes(telegram_user_id)
+    if counts.user >= MAX_WRONG_CODES:
         return TypedCode(Typed.TOO_MANY)
+    if per_minute > 0 and counts.everyone >= per_minute:
+        _log_busy(counts.everyone, per_minute)
+        return TypedCode(Typed.BUSY)
     try:
         value = claim()
     except NotFound:

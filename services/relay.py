@@ -147,8 +147,7 @@ def relay_from_customer(
             return Relayed(RelayOutcome.NONE)
         if chat_id is not None and customer.linked_at is not None:
             customers.get_or_create(telegram_user_id, chat_id, profile)
-            if customer.is_blocked:
-                customers.set_blocked(customer, False)  # writing to the bot means they are back
+            customers.heard_from(customer)  # writing to the bot means they are reachable (back, if they had blocked it)
         try:
             body = clean_text(text, limit=MAX_CUSTOMER_TEXT)
         except Invalid:

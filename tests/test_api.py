@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 
@@ -77,13 +78,24 @@ def test_codes_differ(api):
 
 
 def test_backend_can_register_its_own_code_once(api):
-    assert api.post("/verification-codes", json={"code": "Order_12345"}).status_code == 201
-    again = api.post("/verification-codes", json={"code": "ORDER_12345"})  # codes are case-insensitive
+    assert api.post("/verification-codes", json={"code": "Order_123456"}).status_code == 201
+    again = api.post("/verification-codes", json={"code": "ORDER_123456"})  # codes are case-insensitive
     assert again.status_code == 409
     assert again.get_json()["error"] == "code_exists"
 
 
-@pytest.mark.parametrize("code", ["short", "x" * 65, "has space1", "кириллица12", 12345678, None])
+def test_a_registered_code_needs_twelve_characters(api, spec):
+    """Eleven characters could be guessed: refused, and nothing is stored (the code stays unknown)."""
+    short = api.post("/verification-codes", json={"code": "Order_12345"})
+    assert short.status_code == 400
+    check_response(spec, "/verification-codes", "post", short)
+    assert short.get_json()["error"] == "validation_error"
+    assert "12" in json.dumps(short.get_json())  # the reply says how long it must be
+    assert api.post("/verification/", json={"code": "Order_12345"}).status_code == 404
+    assert api.post("/verification-codes", json={"code": "Order_123456"}).status_code == 201
+
+
+@pytest.mark.parametrize("code", ["short", "x" * 65, "has space1", "кириллица12", "ABCDEFGHJK", 12345678, None])
 def test_bad_own_codes_are_refused(api, code):
     response = api.post("/verification-codes", json={"code": code} if code is not None else {"code": None})
     if code is None:
@@ -143,12 +155,27 @@ def test_subscribe_status_of_unknown_and_linked_users(api, spec):
     unknown = api.get("/subscribe-status?customer_bot&user_id=77")
     assert unknown.status_code == 200
     check_response(spec, "/subscribe-status", "get", unknown)
-    assert unknown.get_json().items() >= {"user_id": 77, "known": False, "subscribed": False, "is_bot_blocked": False}.items()
+    assert (
+        unknown.get_json().items()
+        >= {
+            "user_id": 77,
+            "known": False,
+            "subscribed": False,
+            "reachable": False,
+            "reason": "not_linked",
+            "is_bot_blocked": False,
+        }.items()
+    )
     assert unknown.get_json()["bot_url"] == "https://t.me/TestCafeBot"
 
+    # Linked through the API: the bot has no proof it may write to them (Telegram lets a bot write only to
+    # users who started it), so they are not subscribed yet: the backend offers the bot with /start.
     link(api, 77)
-    known = api.get("/subscribe-status/?user_id=77").get_json()
-    assert known["known"] is True and known["subscribed"] is True and known["is_bot_blocked"] is False
+    response = api.get("/subscribe-status/?user_id=77")
+    check_response(spec, "/subscribe-status", "get", response)
+    known = response.get_json()
+    assert known.items() >= {"known": True, "subscribed": False, "reachable": False, "reason": "never_started"}.items()
+    assert known["is_bot_blocked"] is False
     assert known["linked_at"]
 
 
@@ -170,6 +197,7 @@ def test_subscribe_status_reports_a_blocked_user(api, app):
         customers.mark_blocked(88, True)
     status = api.get("/subscribe-status?user_id=88").get_json()
     assert status["subscribed"] is False and status["is_bot_blocked"] is True and status["known"] is True
+    assert status["reachable"] is False and status["reason"] == "blocked"
 
 
 # --- statuses and orders ----------------------------------------------------------------------------
@@ -359,7 +387,7 @@ def test_reads_do_not_wait_for_a_writer_on_sqlite(api, database_url):
     writer.execute("BEGIN IMMEDIATE")  # another process is writing
     try:
         started = time.monotonic()
-        assert api.get("/subscribe-status?user_id=1001").get_json()["subscribed"] is True
+        assert api.get("/subscribe-status?user_id=1001").get_json()["known"] is True
         assert api.get("/orders/cafe-1/A-1").status_code == 200
         assert time.monotonic() - started < 5  # the busy timeout is 15 s: a read that waited would take that long
     finally:
@@ -395,7 +423,7 @@ def test_connections_the_server_closed_are_replaced_without_an_error(api, app, d
         ).scalar()
     admin.dispose()
     assert killed >= 1
-    assert api.get("/subscribe-status?user_id=1001").get_json()["subscribed"] is True
+    assert api.get("/subscribe-status?user_id=1001").get_json()["known"] is True
     assert push(api, "accepted").status_code == 202
     assert [u["status"] for u in api.get("/orders/cafe-1/A-1").get_json()["updates"]] == ["created", "accepted"]
 

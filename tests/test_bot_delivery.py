@@ -19,7 +19,7 @@ from bot.settings import BotSettings
 from bot.workers.telegram import Delivery
 from devtools.tg_emulator import EmulatorClient, EmulatorServer
 from models import Customer, Order, OutboxMessage, db, utcnow
-from services import delivery, linking, orders
+from services import customer_chat, customers, delivery, linking, orders
 
 TOKEN = "4242424242:" + "T" * 35
 BOT = "DeliveryTestBot"
@@ -193,12 +193,99 @@ def test_a_rate_limited_strip_keeps_the_keyboard_recorded_until_it_is_gone(app, 
     assert rows(app)[first].has_button is False
 
 
-def test_a_400_is_final(app, emulator):
-    link(app, None, 613)  # never started the bot: Telegram says "chat not found"
-    row = push(app, 613, "A-3", "created")
+def reach(app, user_id: int) -> tuple[bool, str | None]:
+    with app.app_context():
+        status = customers.subscribe_status(user_id)
+    return status.reachable, status.reason
+
+
+def test_chat_not_found_sets_the_statuses_aside_until_the_user_starts_the_bot(app, emulator):
+    # Linked through the API by a user who never started the bot: the emulator (like Telegram) says
+    # "400 chat not found". The status is not lost: it waits, with every other status to that chat.
+    with app.app_context():
+        linking.claim(linking.issue().code, 613)
+    assert reach(app, 613) == (False, "never_started")
+    first = push(app, 613, "A-3", "created")
+    second = push(app, 613, "A-3", "accepted")
+    other = push(app, 613, "B-3", "created")
+    run(engine(app, workers=1))
+    waiting = rows(app)
+    assert {waiting[r].state for r in (first, second, other)} == {"blocked"}
+    assert {waiting[r].last_error for r in (first, second, other)} == {customers.WAITING_ERROR}
+    assert reach(app, 613) == (False, "never_started")
+    calls = emulator.stats(BOT)["calls"]["sendMessage"]
+    assert calls >= 2 and emulator.stats(BOT)["errors"] == {"400": calls}
+    run(engine(app))  # nothing is due: nothing is tried again
+    assert emulator.stats(BOT)["calls"]["sendMessage"] == calls
+
+    # The user starts the bot (what /start does in the service layer): the statuses go, in order.
+    emulator.create_user(613, "Anna", language_code="en")
+    with app.app_context():
+        assert customer_chat.greet(613, 613, customers.Profile(language_code="en")).linked
+    assert reach(app, 613) == (True, None)
+    assert {rows(app)[r].state for r in (first, second, other)} == {"pending"}
+    run(engine(app, workers=1), ticks=3)
+    assert {r.state for r in rows(app).values()} == {"sent"}
+    texts = [m["plain_text"].splitlines()[0] for m in emulator.messages(BOT, 613)]
+    assert sorted(texts) == sorted(["Order A-3 · cafe-1", "Order A-3 · cafe-1", "Order B-3 · cafe-1"])
+
+
+def test_a_chat_not_found_that_crossed_the_users_start_is_not_believed(app):
+    """The user started the bot while the status was on its way: Telegram's stale "chat not found" is retried."""
+    with app.app_context():
+        linking.claim(linking.issue().code, 618)
+    row = push(app, 618, "A-8", "created")
+    with app.app_context():
+        (job,) = delivery.claim_due("w", ["customer"], 10, 30)
+        customer_chat.greet(618, 618)  # /start, handled while the send was in flight
+        delivery.record_chat_not_found(job.id, "w", job.kind, 618, "400 Bad Request: chat not found")
+    assert rows(app)[row].state == "pending"
+    assert reach(app, 618) == (True, None)
+
+
+def test_a_newer_status_waits_behind_its_orders_waiting_one_even_once_the_chat_exists(app, emulator):
+    """Telegram knows the chat again but the bot has no proof yet: order A's next status must not overtake
+    the one set aside; order B's goes, proves the chat, and A's two follow in order."""
+    with app.app_context():
+        linking.claim(linking.issue().code, 619)
+    first = push(app, 619, "A-9", "created")
     run(engine(app))
-    failed = rows(app)[row]
-    assert failed.state == "failed" and "chat not found" in failed.last_error
+    assert rows(app)[first].last_error == customers.WAITING_ERROR
+    emulator.create_user(619, "Anna")  # the user started the bot; the bot has not seen their /start yet
+    push(app, 619, "A-9", "accepted")
+    push(app, 619, "B-9", "created")
+    run(engine(app, workers=1))
+    assert {r.state for r in rows(app).values()} == {"sent"}
+    assert reach(app, 619) == (True, None)
+    heads = [m["plain_text"].split("\n")[:2] for m in emulator.messages(BOT, 619)]
+    assert [h[0] for h in heads] == ["Заказ B-9 · cafe-1", "Заказ A-9 · cafe-1", "Заказ A-9 · cafe-1"]
+    assert "принят" not in heads[1][1] and "приняло" in heads[2][1]  # A-9: created, then accepted
+
+
+def test_a_message_that_goes_through_proves_the_chat(app, emulator):
+    # Linked through the API by a user who had started the bot before: the first status proves it.
+    emulator.create_user(616, "Anna", language_code="en")
+    with app.app_context():
+        linking.claim(linking.issue().code, 616)
+    assert reach(app, 616) == (False, "never_started")
+    push(app, 616, "A-6", "created")
+    run(engine(app))
+    assert reach(app, 616) == (True, None)
+
+
+def test_a_staff_message_to_a_user_who_never_started_the_bot_fails(app, emulator):
+    with app.app_context():
+        linking.claim(linking.issue().code, 617)
+        db.session.add(OutboxMessage(kind="message", bot="customer", chat_id=617, text="Hi", next_attempt_at=utcnow()))
+        db.session.commit()
+    run(engine(app))
+    (row,) = rows(app).values()
+    assert row.state == "failed" and row.last_error.startswith(delivery.NOT_STARTED_ERROR)
+    assert reach(app, 617) == (False, "never_started")
+    emulator.create_user(617, "Anna")
+    with app.app_context():
+        customer_chat.greet(617, 617)
+    assert rows(app)[row.id].state == "failed"  # its batch summary already said "could not deliver"
 
 
 def test_a_403_blocks_the_row_the_chats_pending_rows_and_the_user(app, emulator):
@@ -371,6 +458,8 @@ def api_error(code: int, description: str, **parameters) -> ApiTelegramException
         (api_error(429, "Too Many Requests: retry after 7", retry_after=7), telegram.RATE_LIMITED),
         (api_error(400, "Bad Request: message is not modified: specified new message content"), telegram.NOT_MODIFIED),
         (api_error(400, "Bad Request: chat not found"), telegram.FINAL),
+        (api_error(400, "Bad Request: message text is empty"), telegram.FINAL),
+        (api_error(403, "Forbidden: bot can't initiate conversation with a user"), telegram.FINAL),
         (api_error(403, "Forbidden: bot was blocked by the user"), telegram.BLOCKED),
         (api_error(500, "Internal Server Error"), telegram.RETRY),
         (api_error(502, "Bad Gateway"), telegram.RETRY),
@@ -381,6 +470,13 @@ def api_error(code: int, description: str, **parameters) -> ApiTelegramException
 )
 def test_errors_are_sorted(exc, kind):
     assert telegram.classify(exc).kind == kind
+
+
+def test_only_a_chat_the_user_never_started_is_not_started():
+    assert telegram.classify(api_error(400, "Bad Request: chat not found")).not_started is True
+    assert telegram.classify(api_error(403, "Forbidden: bot can't initiate conversation with a user")).not_started is True
+    assert telegram.classify(api_error(400, "Bad Request: message text is empty")).not_started is False
+    assert telegram.classify(api_error(403, "Forbidden: bot was blocked by the user")).not_started is False
 
 
 def test_429_carries_retry_after_and_403_tells_deactivated():

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from telebot import TeleBot, apihelper
 from telebot.types import Update
 
 from bot import handlers, keyboards, texts
-from models import Customer, Order, OutboxMessage, db, utcnow
-from services import linking, orders
+from models import CodeAttempt, Customer, Order, OutboxMessage, db, utcnow
+from services import customers, linking, orders
 
 TOKEN = "1234:test-token-for-offline-handler-tests"
 
@@ -189,6 +190,43 @@ def test_wrong_codes_are_counted_and_the_sixth_is_not_looked_up(app, bot, telegr
     assert looked_up == []
 
 
+def test_wrong_codes_of_many_users_refuse_every_code_for_a_minute(app, bot, telegram, monkeypatch, caplog):
+    """The limit across users: WRONG_CODES_PER_MINUTE wrong codes from anyone, then even a right one is refused."""
+    assert app.config["WRONG_CODES_PER_MINUTE"] == 30  # the default
+    app.config["WRONG_CODES_PER_MINUTE"] = 8
+    monkeypatch.setattr(linking, "_busy_logged_at", 0.0)  # this process has not warned yet
+    for guesser in range(8):  # eight users, one wrong code each: each far below their own limit of 5
+        bot.process_new_updates([message(700 + guesser, f"NOSUCHCODE{guesser}")])
+    assert telegram.texts() == [texts.EN.unknown_code] * 8
+
+    code = issue(app)
+    with caplog.at_level("WARNING", logger="services.linking"):
+        bot.process_new_updates([message(720, code)])
+        bot.process_new_updates([message(721, "NOSUCHCODE9", language_code="ru")])
+        bot.process_new_updates([message(720, f"/start {code}")])
+    assert telegram.texts()[8:] == [texts.EN.codes_busy, texts.RU.codes_busy, texts.EN.codes_busy]
+    assert texts.EN.codes_busy == "⏳ Too many code attempts right now. Please try again in a minute."
+    warnings = [r.getMessage() for r in caplog.records if "limit across users" in r.getMessage()]
+    assert len(warnings) == 1 and "8 wrong codes in the last minute" in warnings[0]  # one line, not one per attempt
+    with app.app_context():
+        assert linking.verification_status(code).user_id is None  # the right code was not even looked at
+        assert linking.wrong_codes(721) == (0, 8)  # refused attempts are not counted
+
+        # A minute later the guesses no longer count: the code goes through.
+        db.session.execute(update(CodeAttempt).values(created_at=CodeAttempt.created_at - timedelta(seconds=61)))
+        db.session.commit()
+    bot.process_new_updates([message(720, code)])
+    assert telegram.texts()[-1] == texts.EN.linked
+
+
+def test_the_limit_across_users_can_be_turned_off(app, bot, telegram):
+    app.config["WRONG_CODES_PER_MINUTE"] = 0
+    for guesser in range(40):
+        bot.process_new_updates([message(730 + guesser, f"NOSUCHCODE{guesser}")])
+    bot.process_new_updates([message(799, issue(app))])
+    assert telegram.texts() == [texts.EN.unknown_code] * 40 + [texts.EN.linked]
+
+
 def test_a_code_used_by_someone_else_is_refused(app, bot, telegram):
     code = issue(app)
     bot.process_new_updates([message(505, code)])
@@ -202,6 +240,40 @@ def test_text_that_is_not_a_code_gets_a_hint_and_is_not_counted(app, bot, telegr
     assert telegram.texts() == [texts.EN.ask_code] * 6
     with app.app_context():
         assert not linking.too_many_wrong_codes(507)
+
+
+# --- reachable or not --------------------------------------------------------------------------------
+
+
+def reachability(api, user_id: int) -> tuple[bool, bool, str | None]:
+    body = api.get(f"/subscribe-status?user_id={user_id}").get_json()
+    return body["subscribed"], body["reachable"], body["reason"]
+
+
+def test_a_code_typed_in_the_bot_proves_the_chat(app, api, bot, telegram):
+    code = issue(app)
+    bot.process_new_updates([message(540, f"/start {code}")])
+    assert reachability(api, 540) == (True, True, None)
+
+
+@pytest.mark.parametrize("first_words", ["/start", "/help", "hello", "NOSUCHCODE1"])
+def test_a_user_linked_through_the_api_is_reachable_once_they_write_to_the_bot(app, api, bot, telegram, first_words):
+    code = issue(app)
+    assert api.post("/enter_key_from_user/", json={"telegram_user_id": 541, "verification_code": code}).status_code == 200
+    assert reachability(api, 541) == (False, False, "never_started")
+    bot.process_new_updates([message(541, first_words)])
+    assert reachability(api, 541) == (True, True, None)
+
+
+def test_restarting_the_bot_makes_a_user_reachable(app, api, bot, telegram):
+    code = issue(app)
+    api.post("/enter_key_from_user/", json={"telegram_user_id": 542, "verification_code": code})
+    bot.process_new_updates([member(542, "kicked", "member")])
+    assert reachability(api, 542) == (True, True, None)
+    bot.process_new_updates([member(542, "member", "kicked")])
+    assert reachability(api, 542) == (False, False, "blocked")
+    with app.app_context():
+        assert customers.subscribe_status(542).is_bot_blocked
 
 
 # --- the safety net ---------------------------------------------------------------------------------
@@ -227,7 +299,7 @@ def test_a_crashing_button_handler_still_answers_the_callback(app, bot, telegram
 
 
 def test_even_a_failing_apology_does_not_escape(app, bot, telegram, monkeypatch):
-    monkeypatch.setattr(linking, "too_many_wrong_codes", lambda *a: 1 / 0)
+    monkeypatch.setattr(linking, "wrong_codes", lambda *a: 1 / 0)
     telegram.fail["sendMessage"] = {"error_code": 502, "description": "Bad Gateway"}
     bot.process_new_updates([message(510, "ABCDEFGH23")])
 

@@ -22,7 +22,7 @@ from tests.support import databases
 from webapp import create_app
 
 LINKED, BLOCKED = 1001, 1002
-PENDING_CODE, CLAIMED_CODE = "PENDING234", "CLAIMED567"
+PENDING_CODE, CLAIMED_CODE = "PENDING23456", "CLAIMED56789"
 MAX_EXAMPLES = 40  # per operation and backend: about 10 s for the whole file on both backends
 
 CONFIG = SchemathesisConfig.from_dict(
@@ -84,7 +84,7 @@ def seed(app) -> None:
 
     with app.app_context():
         heartbeat.beat("customer", started=True)
-        for user_id, code in ((LINKED, "LINKME0001"), (BLOCKED, "LINKME0002")):
+        for user_id, code in ((LINKED, "LINKME000001"), (BLOCKED, "LINKME000002")):
             linking.issue(code)
             linking.claim(code, user_id)
         customers.mark_blocked(BLOCKED, True)

@@ -197,6 +197,19 @@ def test_a_typed_code_joins_too_and_wrong_codes_are_limited(sb):
     assert "Too many wrong codes" in sb.say(STRANGER, staff_code(sb.app))[0]["plain_text"]
 
 
+def test_wrong_codes_across_users_refuse_a_right_staff_code_for_a_minute(sb):
+    sb.app.config["WRONG_CODES_PER_MINUTE"] = 3
+    for guesser in (9101, 9102, 9103):  # whichever bot they type in: wrong codes count together
+        sb.emu.create_user(guesser, "Guesser", language_code="ru")
+        assert "Такой код не найден" in sb.say(guesser, "WRONGCODE1")[0]["plain_text"]
+    (refused,) = sb.say(9101, "WRONGCODE2")
+    assert refused["plain_text"] == "⏳ Сейчас слишком много попыток ввести код. Попробуйте ещё раз через минуту."
+    (reply,) = sb.say(BARISTA, staff_code(sb.app))
+    assert reply["plain_text"] == "⏳ Too many code attempts right now. Please try again in a minute."
+    with sb.app.app_context():
+        assert not staff.is_staff(BARISTA)  # the code was not even looked at
+
+
 def test_a_customer_code_does_not_make_anyone_staff(sb):
     with sb.app.app_context():
         code = linking.issue().code

@@ -151,7 +151,7 @@ def test_secrets_never_reach_the_logs_and_each_request_is_one_line(web):
             == 202
         )
     assert web.call("GET", "/orders/cafe-1/A-1").status_code == 200
-    assert web.call("GET", "/subscribe-status?user_id=1001").json()["subscribed"] is True
+    assert web.call("GET", "/subscribe-status?user_id=1001").json()["known"] is True
 
     # Bad tokens, including the other secrets sent where the API token belongs.
     for token in ("wrong", tg_token, SECRETS["WEBHOOK_SECRET"], SECRETS["METRICS_TOKEN"], "", api_token + "x"):

@@ -55,8 +55,8 @@ class In(BaseModel):
 
 
 class IssueCodeIn(In):
-    code: Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_-]{8,64}$")] | None = Field(
-        None, description="Register the backend's own code instead of having one issued"
+    code: Annotated[str, Field(strict=True, min_length=12, max_length=64, pattern=r"^[A-Za-z0-9_-]{12,64}$")] | None = Field(
+        None, description="Register the backend's own code (12 to 64 of A-Z a-z 0-9 _ -) instead of having one issued"
     )
 
 
@@ -109,7 +109,15 @@ class ErrorOut(Out):
 class SubscribeStatusOut(Out):
     user_id: int
     known: bool = Field(description="The user has linked the bot")
-    subscribed: bool = Field(description="Linked and has not blocked the bot: messages will reach them")
+    subscribed: bool = Field(description="Linked and reachable: the same as `reachable`")
+    reachable: bool = Field(
+        description="The bot can write to them: they started it (wrote to it) or a message went through, and have not blocked it"
+    )
+    reason: Literal["not_linked", "never_started", "blocked", "deactivated"] | None = Field(
+        description="Why not reachable (null when reachable): not_linked → show the deep link with a code; "
+        "never_started → offer the bot with /start (statuses wait and are sent once they start it); "
+        "blocked → ask them to open the bot and press Restart; deactivated → the Telegram account is gone"
+    )
     is_bot_blocked: bool
     is_deactivated: bool
     linked_at: Timestamp | None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from telebot import TeleBot
 from telebot.types import BotCommand, CallbackQuery, Message, ReplyKeyboardRemove
 
@@ -60,10 +60,15 @@ def _join(message: Message, bot: TeleBot, code: str) -> None:
     """Claim a staff code typed or passed through /start, within the wrong-code limit."""
     user = screens.sender(message)
     t = screens.texts_for(user)
-    typed = linking.claim_typed(user.id, lambda: staff.join(code, user.id, message.chat.id, screens.profile(user)))
+    per_minute = current_app.config["WRONG_CODES_PER_MINUTE"]
+    typed = linking.claim_typed(user.id, lambda: staff.join(code, user.id, message.chat.id, screens.profile(user)), per_minute)
     joined = typed.value
     if joined is None:
-        refusals = {linking.Typed.TOO_MANY: t.too_many_codes, linking.Typed.UNKNOWN: t.unknown_code}
+        refusals = {
+            linking.Typed.TOO_MANY: t.too_many_codes,
+            linking.Typed.BUSY: t.codes_busy,
+            linking.Typed.UNKNOWN: t.unknown_code,
+        }
         screens.send(bot, message.chat.id, refusals.get(typed.outcome, t.used_code))
         return
     template = t.already_staff if joined.already else t.rejoined if joined.rejoined else t.joined

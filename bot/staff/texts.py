@@ -57,6 +57,7 @@ class StaffTexts:
     unknown_code: str
     used_code: str
     too_many_codes: str
+    codes_busy: str  # too many wrong codes from everyone: the limit across users
     removed: str  # {horeca}
     # the menu (a persistent reply keyboard) and commands
     menu_dialogs: str
@@ -195,6 +196,7 @@ RU = StaffTexts(
     unknown_code="❌ Такой код не найден или он устарел. Попросите у управляющего новый код сотрудника.",
     used_code="❌ Этот код уже использован. Попросите у управляющего новый код сотрудника.",
     too_many_codes="⏳ Слишком много неверных кодов. Попробуйте ещё раз через 15 минут.",
+    codes_busy="⏳ Сейчас слишком много попыток ввести код. Попробуйте ещё раз через минуту.",
     removed="Вас убрали из сотрудников <b>{horeca}</b>. Сообщения его гостей сюда больше не придут.",
     menu_dialogs="💬 Диалоги",
     menu_replies="⚡ Быстрые ответы",
@@ -322,6 +324,7 @@ EN = StaffTexts(
     unknown_code="❌ This code is unknown or has expired. Ask your manager for a new staff code.",
     used_code="❌ This code has already been used. Ask your manager for a new staff code.",
     too_many_codes="⏳ Too many wrong codes. Please try again in 15 minutes.",
+    codes_busy="⏳ Too many code attempts right now. Please try again in a minute.",
     removed="You were removed from the staff of <b>{horeca}</b>. Its customers' messages will no longer arrive here.",
     menu_dialogs="💬 Dialogs",
     menu_replies="⚡ Quick replies",

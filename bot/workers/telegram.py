@@ -29,7 +29,7 @@ from bot.settings import BotSettings
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
 from bot.workers.common import RetryPolicy, scheduled
-from models import utcnow
+from models import BotName, utcnow
 from services import delivery, heartbeat, status_card
 from services.delivery import Job, Sent
 from services.status_card import StatusCard
@@ -176,7 +176,13 @@ class Delivery:
         except Exception as exc:  # noqa: BLE001 - every failure is sorted by classify()
             self._failed(job, limiter, classify(exc))
             return None
-        sent = Sent(job.id, message.message_id, rendered.has_button, job.order_pk if rendered.supersedes else None)
+        sent = Sent(
+            job.id,
+            message.message_id,
+            rendered.has_button,
+            job.order_pk if rendered.supersedes else None,
+            proves_chat=job.chat_id if job.unproven else None,
+        )
         # Wait until it is committed: a worker never has more than one sent-but-unrecorded message, so a
         # kill -9 can repeat at most one message per worker.
         self.recorder.record(sent)
@@ -212,6 +218,10 @@ class Delivery:
             log.info("chat %s has blocked bot %s: row %s and the chat's pending rows are blocked", job.chat_id, job.bot, job.id)
             with self.app.app_context():
                 delivery.record_blocked(job.id, self.worker, job.bot, job.chat_id, failure.deactivated)
+        elif failure.kind == FINAL and failure.not_started and job.bot == BotName.CUSTOMER:
+            log.info("chat %s never started bot %s (%s): row %s waits for /start", job.chat_id, job.bot, failure.reason, job.id)
+            with self.app.app_context():
+                delivery.record_chat_not_found(job.id, self.worker, job.kind, job.chat_id, failure.reason)
         elif failure.kind in (FINAL, NOT_MODIFIED):
             self._fail(job, failure.reason)
         else:
