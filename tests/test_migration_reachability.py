@@ -1,4 +1,4 @@
-"""Migration 0005 on every configured database: customers.reachable_at, kept true for those linked before it."""
+"""Migration 0006 on every configured database: customers.reachable_at, kept true for those linked before it."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ def empty_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / f'm-{uuid.uuid4().hex[:8]}.db'}"
 
 
-def test_0005_adds_reachable_at_and_keeps_linked_customers_reachable(empty_url):
+def test_0006_adds_reachable_at_and_keeps_linked_customers_reachable(empty_url):
     app = create_app(databases.test_config(empty_url), web=False)
     with app.app_context():
         from models import db
         from services import customers
 
-        upgrade(revision="0004")
+        upgrade(revision="0005")
         with db.engine.begin() as conn:
             for user_id, linked in ((1, "2026-11-01 10:00:00"), (2, None)):
                 conn.execute(
@@ -48,7 +48,7 @@ def test_0005_adds_reachable_at_and_keeps_linked_customers_reachable(empty_url):
         assert customers.subscribe_status(1).reachable is True
         db.engine.dispose()
 
-        downgrade(revision="0004")
+        downgrade(revision="0005")
         assert "reachable_at" not in {c["name"] for c in inspect(db.engine).get_columns("customers")}
         assert "ix_code_attempts_time" not in {i["name"] for i in inspect(db.engine).get_indexes("code_attempts")}
         db.engine.dispose()
