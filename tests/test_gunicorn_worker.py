@@ -76,5 +76,5 @@ def test_a_worker_with_no_free_thread_leaves_new_connections_to_the_others(gunic
         assert stalled.recv(100).startswith(b"HTTP/1.1 200")
     finally:
         stalled.close()
-    pids = set(re.findall(r"pid=<?(\d+)", log.read_text()))
-    assert len(pids) == 2, "both workers served"
+    # The stalled request's worker logs its answer just after sending it: wait for that line.
+    wait_until(lambda: len(set(re.findall(r"pid=<?(\d+)", log.read_text()))) == 2, timeout=10, what="both workers served")

@@ -141,11 +141,12 @@ def test_nginx_answers_bad_requests_with_json(proxy: edge.Nginx, name: str) -> N
     ("name", "status"),
     [("request line of 4095 bytes", 414), ("a header name with a space", 400), ("Content-Length: -1", 400)],
 )
-def test_straight_at_gunicorn_its_parser_answers_in_html(gunicorn: edge.Gunicorn, name: str, status: int) -> None:
-    """Why nginx must refuse these itself: Gunicorn answers before Flask sees the request (docs/deploy.md)."""
-    got, headers, _ = edge.raw(gunicorn.port, BAD[name][0])
+def test_straight_at_gunicorn_its_parser_answers_too(gunicorn: edge.Gunicorn, name: str, status: int) -> None:
+    """Gunicorn answers these before Flask sees the request (docs/deploy.md); our worker writes them as JSON too."""
+    got, headers, body = edge.raw(gunicorn.port, BAD[name][0])
     assert got == status
-    assert headers["content-type"].startswith("text/html")
+    assert headers["content-type"].startswith("application/json")
+    assert set(json.loads(body)) == {"error", "message"}
 
 
 def test_the_longest_request_line_and_header_line_pass_through(proxy: edge.Nginx, gunicorn: edge.Gunicorn) -> None:
