@@ -139,6 +139,8 @@ def single_statement(engine: Engine, statement: Executable, params: dict[str, An
         return cursor.execute(sql, params, prepare=True).fetchone()
     except psycopg.Error as exc:  # cannot connect, or the statement failed
         current = _thread_connection.__dict__.get("current")
+        if current is not None and exc.sqlstate == READ_ONLY_SQL_TRANSACTION:
+            current.connection.close()  # a session opened read-only stays so: the next call opens a new one
         raise DBAPIError.instance(
             sql.decode(),
             None,
@@ -147,6 +149,9 @@ def single_statement(engine: Engine, statement: Executable, params: dict[str, An
             hide_parameters=True,
             connection_invalidated=current is not None and current.closed,
         ) from None
+
+
+READ_ONLY_SQL_TRANSACTION = "25006"  # a standby, or default_transaction_read_only (services/storage.py)
 
 
 @cache
