@@ -11,6 +11,7 @@ from __future__ import annotations
 import select
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -171,6 +172,7 @@ class _ThreadConnection:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = weakref.ref(engine)
+        self.opened = time.time()  # compared with the pool's invalidation time, as the pool does for its own
         fairy = engine.raw_connection()
         connection = fairy.driver_connection
         assert isinstance(connection, psycopg.Connection)
@@ -191,7 +193,13 @@ class _ThreadConnection:
     @classmethod
     def cursor_for(cls, engine: Engine) -> psycopg.Cursor:
         current = _thread_connection.__dict__.get("current")
-        if current is None or current.engine() is not engine or server_closed(current.connection, current.poller):
+        if (
+            current is None
+            or current.engine() is not engine
+            # The pool's connections were all invalidated since (a disconnect, read-only storage): so is this one.
+            or current.opened < engine.pool._invalidate_time
+            or server_closed(current.connection, current.poller)
+        ):
             _thread_connection.current = None  # close the old one before opening its replacement
             _thread_connection.current = current = cls(engine)
         return current.cursor

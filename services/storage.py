@@ -95,19 +95,26 @@ def _diagnose_sqlite(orig: sqlite3.Error, path: str | None) -> Diagnosis | None:
         return Diagnosis(Fault.READ_ONLY, words)
     if code == sqlite3.SQLITE_FULL:  # "database or disk is full"
         return Diagnosis(Fault.FULL, words)
-    if code == sqlite3.SQLITE_CANTOPEN and path and os.path.exists(path) and not writable(path):
+    if code == sqlite3.SQLITE_CANTOPEN and path and os.path.exists(path):
         # A WAL database on a read-only file or filesystem cannot even be read: it needs its -shm file.
-        return Diagnosis(Fault.READ_ONLY, f"{words}: {path} is not writable")
+        why = unwritable(path)
+        if why is not None:
+            return Diagnosis(Fault.READ_ONLY, f"{words}: {why}")
     if str(orig).startswith(_SQLITE_MISSING_SCHEMA):
         return Diagnosis(Fault.NOT_MIGRATED, str(orig))
     return None
 
 
-def writable(path: str) -> bool:
-    """Whether this process may write the SQLite file `path` (and create its WAL files beside it)."""
-    if os.statvfs(path).f_flag & os.ST_RDONLY or not os.access(path, os.W_OK):
-        return False
-    return os.path.exists(path + "-wal") or os.access(os.path.dirname(path) or ".", os.W_OK)
+def unwritable(path: str) -> str | None:
+    """Why this process may not write the SQLite file `path` (or create its WAL files beside it), or None."""
+    if os.statvfs(path).f_flag & os.ST_RDONLY:
+        return f"{path} is on a read-only filesystem"
+    if not os.access(path, os.W_OK):
+        return f"{path} is not writable by this process (permissions, or an immutable file)"
+    directory = os.path.dirname(path) or "."
+    if not os.path.exists(path + "-wal") and not os.access(directory, os.W_OK):
+        return f"{directory} is not writable by this process: SQLite cannot create {os.path.basename(path)}-wal"
+    return None
 
 
 def sqlite_path(engine: Engine) -> str | None:
@@ -119,7 +126,20 @@ def sqlite_path(engine: Engine) -> str | None:
 
 def probe() -> Diagnosis | None:
     """A fresh look, for /healthz and the bot process's start: None when the database answers, carries the
-    schema and takes writes. Reads only and takes no lock (a health check must not wait for a writer)."""
+    schema and takes writes.
+
+    Takes no lock a writer holds (a health check must not wait for one). On PostgreSQL a write that changes
+    nothing (`DELETE ... WHERE false`, rolled back) meets a read-only session; a pooled connection opened
+    while the storage was read-only fails it and is dropped with its pool (the listener below), so the probe
+    asks once more (on a fresh connection) before it reports read_only. On SQLite it looks at the file instead.
+    """
+    found = _probe()
+    if found is not None and found.fault == Fault.READ_ONLY:
+        found = _probe()
+    return found
+
+
+def _probe() -> Diagnosis | None:
     path = None
     try:
         with reading() as session:
@@ -128,14 +148,15 @@ def probe() -> Diagnosis | None:
             path = sqlite_path(engine)
             if session.execute(text("SELECT version_num FROM alembic_version")).first() is None:
                 return Diagnosis(Fault.NOT_MIGRATED, "alembic_version is empty")
-            if engine.dialect.name == "postgresql" and session.scalar(text("SHOW transaction_read_only")) == "on":
-                return Diagnosis(Fault.READ_ONLY, "transaction_read_only is on (a standby, or default_transaction_read_only)")
+            if engine.dialect.name == "postgresql":
+                session.execute(text("DELETE FROM alembic_version WHERE false"))
         if path is not None:
-            if not writable(path):
-                return Diagnosis(Fault.READ_ONLY, f"{path} is not writable")
+            why = unwritable(path)
+            if why is not None:
+                return Diagnosis(Fault.READ_ONLY, why)
             stat = os.statvfs(path)
             if stat.f_bavail * stat.f_frsize < FULL_BELOW_BYTES:
-                return Diagnosis(Fault.FULL, f"{stat.f_bavail * stat.f_frsize} bytes free beside {path}")
+                return Diagnosis(Fault.FULL, f"{path}: {stat.f_bavail * stat.f_frsize} bytes free on its filesystem")
     except Exception as exc:  # noqa: BLE001 - any failure is a fault to report, never an exception to raise
         return diagnose(exc, path) or Diagnosis(Fault.UNREACHABLE, type(getattr(exc, "orig", None) or exc).__name__)
     return None
