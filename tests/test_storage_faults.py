@@ -179,11 +179,8 @@ def test_a_read_only_postgresql_database_refuses_writes_until_it_is_writable_aga
 @pytest.fixture
 def empty_database(database_url, tmp_path) -> Iterator[str]:
     """A database of the same backend without any table."""
-    if database_url.startswith("postgresql"):
-        with databases.postgres_database() as url:
-            yield url
-    else:
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
+    with databases.empty_database("postgresql" if database_url.startswith("postgresql") else "sqlite", tmp_path) as url:
+        yield url
 
 
 def test_a_database_never_migrated_says_which_command_to_run(empty_database, spec, caplog):
