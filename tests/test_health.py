@@ -206,7 +206,7 @@ def test_a_schema_older_than_the_code_is_not_migrated(tmp_path, spec):
     with app.app_context():
         db.session.execute(text("DROP TABLE bot_heartbeats"))
         db.session.commit()
-    response = app.test_client().get("/healthz")
+    response = ApiClient(app.test_client()).get("/healthz")
     assert response.status_code == 503
     check_response(spec, "/healthz", "get", response)
     assert response.get_json() == {"status": "error", "database": "not_migrated"}

@@ -54,7 +54,8 @@ def assert_refused(spec, api: ApiClient, path: str, method: str, response, error
 
 
 def health(api: ApiClient, spec) -> tuple[int, dict]:
-    response = api.raw.get("/healthz")
+    """/healthz with its details (the token)."""
+    response = api.get("/healthz")
     check_response(spec, "/healthz", "get", response)
     return response.status_code, response.get_json()
 
@@ -194,6 +195,8 @@ def test_a_database_never_migrated_says_which_command_to_run(empty_database, spe
             assert_refused(spec, api, path, method, response, "database_not_migrated", "`flask --app wsgi db upgrade`")
         assert "database not migrated" in caplog.text
         for path in ("/healthz", "/healthz/bot"):
-            response = api.raw.get(path)
+            response = api.get(path)
             assert response.status_code == 503
+            check_response(spec, path, "get", response)
             assert response.get_json() == {"status": "error", "database": "not_migrated"}
+        assert api.raw.get("/healthz").get_json() == {"status": "error"}  # the load balancer's view, without a token
