@@ -12,6 +12,7 @@ from typing import Any
 
 from dotenv import load_dotenv
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 BASE_DIR = Path(__file__).resolve().parent
 load_dotenv(BASE_DIR / ".env")
@@ -56,6 +57,31 @@ def normalize_database_url(url: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+URL_EXAMPLES = "sqlite:///path/to/app.db or postgresql://user:password@host:5432/dbname"
+
+
+def check_database_url(url: str) -> str:
+    """The URL the engine gets (`normalize_database_url`), or a one-line ConfigError naming the supported schemes.
+
+    The message never repeats the URL: it may carry a password.
+    """
+    url = normalize_database_url(url.strip())
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"DATABASE_URL is not a database URL (is the port a number, is a special character in the password "
+            f"%-escaped?): use {URL_EXAMPLES}"
+        ) from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise ConfigError(
+            f"DATABASE_URL starts with {parsed.drivername}://, which is not supported: the supported schemes are sqlite "
+            f"and postgresql (psycopg 3), e.g. {URL_EXAMPLES}"
+        )
     return url
 
 
@@ -105,6 +131,7 @@ class Config:
         self.COLLEAGUE_NOTE_SECONDS = _float("COLLEAGUE_NOTE_SECONDS", 60.0)
         for key, value in overrides.items():
             setattr(self, key, value)
+        self.DATABASE_URL = check_database_url(self.DATABASE_URL)
 
     def as_flask(self) -> dict[str, Any]:
         """The mapping Flask's `app.config` is updated from."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import select
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,6 +140,8 @@ def single_statement(engine: Engine, statement: Executable, params: dict[str, An
         return cursor.execute(sql, params, prepare=True).fetchone()
     except psycopg.Error as exc:  # cannot connect, or the statement failed
         current = _thread_connection.__dict__.get("current")
+        if current is not None and exc.sqlstate == READ_ONLY_SQL_TRANSACTION:
+            current.connection.close()  # a session opened read-only stays so: the next call opens a new one
         raise DBAPIError.instance(
             sql.decode(),
             None,
@@ -147,6 +150,9 @@ def single_statement(engine: Engine, statement: Executable, params: dict[str, An
             hide_parameters=True,
             connection_invalidated=current is not None and current.closed,
         ) from None
+
+
+READ_ONLY_SQL_TRANSACTION = "25006"  # a standby, or default_transaction_read_only (services/storage.py)
 
 
 @cache
@@ -166,6 +172,7 @@ class _ThreadConnection:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = weakref.ref(engine)
+        self.opened = time.time()  # compared with the pool's invalidation time, as the pool does for its own
         fairy = engine.raw_connection()
         connection = fairy.driver_connection
         assert isinstance(connection, psycopg.Connection)
@@ -186,7 +193,13 @@ class _ThreadConnection:
     @classmethod
     def cursor_for(cls, engine: Engine) -> psycopg.Cursor:
         current = _thread_connection.__dict__.get("current")
-        if current is None or current.engine() is not engine or server_closed(current.connection, current.poller):
+        if (
+            current is None
+            or current.engine() is not engine
+            # The pool's connections were all invalidated since (a disconnect, read-only storage): so is this one.
+            or current.opened < engine.pool._invalidate_time
+            or server_closed(current.connection, current.poller)
+        ):
             _thread_connection.current = None  # close the old one before opening its replacement
             _thread_connection.current = current = cls(engine)
         return current.cursor

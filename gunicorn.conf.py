@@ -7,7 +7,8 @@ from typing import Any
 
 
 def refuse_bad_config() -> None:
-    """A configuration error is one line and exit code 2, before Gunicorn logs or forks anything.
+    """A configuration error is one line and exit code 2, before Gunicorn logs or forks anything: a missing
+    API_TOKEN, a DATABASE_URL that is not a sqlite or postgresql URL (`Config()` checks it), a malformed number.
 
     Without this, every worker imports wsgi.py, fails on its own and prints its traceback (181 lines for a
     missing API_TOKEN on a 2-core machine) before the master gives up.

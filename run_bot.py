@@ -122,7 +122,7 @@ def run(config: Config, specs: list[BotSpec]) -> int:
     from bot.workers import webhooks
     from bot.workers.telegram import Delivery
     from models import BotName
-    from services import heartbeat
+    from services import heartbeat, storage
     from webapp import create_app
 
     app = create_app(config, web=False)
@@ -130,6 +130,11 @@ def run(config: Config, specs: list[BotSpec]) -> int:
     webhooks.check_config(app.config)
     configure_api(config.TELEGRAM_API_URL, settings.request_timeout)
     _quiet_libraries(config.LOG_LEVEL)
+    with app.app_context():
+        fault = storage.probe()  # a database that cannot serve is one line here, not a traceback later
+    if fault is not None:
+        print(f"run_bot.py: {storage.advice(fault)}", file=sys.stderr)
+        return 2 if fault.fault == storage.Fault.NOT_MIGRATED else 1
 
     stop = threading.Event()
     exit_code = [0]

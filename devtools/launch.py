@@ -14,15 +14,20 @@ SIGKILLs by process group whatever is left, Gunicorn's workers included.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import requests
+
+from config import ConfigError, check_database_url, default_database_url  # also reads .env, as the children will
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -32,6 +37,9 @@ SANDBOX_CUSTOMER_TOKEN = "7000000001:" + "SandboxCustomerBot".ljust(35, "x")
 SANDBOX_HORECA_TOKEN = "7000000002:" + "SandboxHorecaBot".ljust(35, "x")
 # The sandbox's Gunicorn stops its workers within this many seconds (production: gunicorn.conf.py's 20).
 SANDBOX_GRACEFUL_TIMEOUT = "5"
+MIGRATE = "flask --app wsgi db upgrade"
+# "sqlalchemy.exc.OperationalError: (psycopg.OperationalError) connection failed: ...", "KeyError: 'x'"
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b(: |$)")
 STOP_MARGIN = 5.0  # seconds beyond a child's own graceful stop before it is killed
 BOT_STOP_SECONDS = 10.0  # run_bot.py exits within this after SIGTERM (its SHUTDOWN_GRACE is 9 s)
 
@@ -59,9 +67,11 @@ class Launcher:
             print(f"\n{signal.Signals(signum).name} received: stopping", file=sys.stderr, flush=True)
         self.stopping = True
 
-    def start(self, name: str, args: list[str], grace: float) -> Child:
-        """Popen in a new session: a terminal's Ctrl-C reaches the launcher, not the child."""
-        child = Child(name, subprocess.Popen(args, cwd=ROOT, env=self.env, start_new_session=True), grace)
+    def start(self, name: str, args: list[str], grace: float, output: IO[bytes] | None = None) -> Child:
+        """Popen in a new session: a terminal's Ctrl-C reaches the launcher, not the child. `output`: where its
+        stdout and stderr go (the terminal by default)."""
+        streams = {"stdout": output, "stderr": subprocess.STDOUT} if output is not None else {}
+        child = Child(name, subprocess.Popen(args, cwd=ROOT, env=self.env, start_new_session=True, **streams), grace)
         self.children.append(child)
         return child
 
@@ -76,9 +86,9 @@ class Launcher:
                 time.sleep(0.2)
         return False
 
-    def run_to_end(self, name: str, args: list[str], grace: float) -> int | None:
+    def run_to_end(self, name: str, args: list[str], grace: float, output: IO[bytes] | None = None) -> int | None:
         """Run a short-lived child to its end; None when a stop was asked for meanwhile."""
-        child = self.start(name, args, grace)
+        child = self.start(name, args, grace, output)
         while child.proc.poll() is None:
             if self.stopping:
                 return None
@@ -113,6 +123,17 @@ class Launcher:
         self.children.clear()
 
 
+def last_error(output: str) -> str:
+    """The one line that says why a Python command failed: the last exception's line of its traceback, or
+    the last line it printed (a one-line error such as wsgi.py's)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if "Traceback (most recent call last):" in output:
+        errors = [line for line in lines if EXCEPTION_LINE.match(line)]
+        if errors:
+            return errors[-1]
+    return lines[-1] if lines else "no output"
+
+
 def port_is_free(port: int) -> bool:
     """True when nothing listens on 127.0.0.1:`port` (so what answers there later is ours)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -141,6 +162,12 @@ def run(launcher: Launcher, env: dict[str, str]) -> int:
         if (name == "WEB_PORT" or sandbox) and not port_is_free(port):
             print(f"port {port} is already in use (another `make run`?); stop it or set {name}=<free port>", file=sys.stderr)
             return 1
+
+    try:
+        check_database_url(env.get("DATABASE_URL") or default_database_url())
+    except ConfigError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 2
 
     if sandbox:
         env.setdefault("DEV_MODE", "1")
@@ -171,12 +198,17 @@ def run(launcher: Launcher, env: dict[str, str]) -> int:
         )
 
     # The migrations run while the emulator starts.
-    print("applying database migrations (flask --app wsgi db upgrade)", flush=True)
-    migrated = launcher.run_to_end("the migrations", [PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"], grace=5.0)
+    print(f"applying database migrations ({MIGRATE})", flush=True)
+    with tempfile.TemporaryFile() as output:
+        migrated = launcher.run_to_end("the migrations", [PY, "-m", "flask", *MIGRATE.split()[1:]], grace=5.0, output=output)
+        output.seek(0)
+        said = output.read().decode(errors="replace")
     if migrated is None:
         return 130
     if migrated != 0:
+        print(f"make run: the migrations failed: {last_error(said)} (run `{MIGRATE}` for the whole story)", file=sys.stderr)
         return migrated
+    print(said, end="", flush=True)
     if sandbox and not launcher.wait_http(env["TELEGRAM_API_URL"] + "/control/bots"):
         if launcher.stopping:
             return 130

@@ -17,10 +17,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, text
+from sqlalchemy import and_, case, func, select
 
 from database import reading
 from models import BotHeartbeat, BotName, OutboxMessage, OutboxState, WebhookEvent, WebhookState, db, utcnow
+from services import storage
 from services.outbox_admin import REQUEUED_NOTE
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ def bot_statuses(stale_after: float, expected: Iterable[str] = (BotName.CUSTOMER
 class Health:
     """The database's state and, when it answers, the bots' heartbeats and both backlogs."""
 
-    database: str  # "ok", "unreachable: <error>" (cannot connect), "error: <error>" (e.g. not migrated)
+    # "ok"; "unreachable: <error>", "read_only", "full", "not_migrated" (storage.Fault); "error: <error>"
+    database: str
     bots: dict[str, BotStatus] = field(default_factory=dict)
     expected: tuple[str, ...] = ()  # the bots the bot process should run
     outbox: OutboxBacklog | None = None
@@ -120,13 +122,16 @@ class Health:
 
 
 def _database_status() -> str:
-    try:
-        with reading() as session:
-            session.execute(text("SELECT 1"))
+    """What /healthz says of the database: ok, or what keeps it from serving (services/storage.py)."""
+    found = storage.probe()
+    if found is None:
         return "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means "cannot reach the database"
-        log.warning("health check: database unreachable: %s", type(exc).__name__)
-        return f"unreachable: {type(exc).__name__}"
+    log.warning("health check: %s", storage.advice(found))
+    return _label(found)
+
+
+def _label(found: storage.Diagnosis) -> str:
+    return f"unreachable: {found.cause}" if found.fault == storage.Fault.UNREACHABLE else str(found.fault)
 
 
 def health(stale_after: float, expected: Iterable[str]) -> Health:
@@ -139,7 +144,11 @@ def health(stale_after: float, expected: Iterable[str]) -> Health:
         bots = bot_statuses(stale_after, expected)
         outbox = outbox_backlog()
         webhooks = webhook_backlog()
-    except Exception as exc:  # noqa: BLE001 - e.g. the schema is not migrated: this app cannot serve
+    except Exception as exc:  # noqa: BLE001 - e.g. a table the migrations left out: this app cannot serve
+        found = storage.diagnose(exc)
+        if found is not None:
+            log.warning("health check: %s", storage.advice(found))
+            return Health(_label(found))
         log.warning("health check: database query failed: %s", type(exc).__name__)
         return Health(f"error: {type(exc).__name__}")
     return Health("ok", bots, expected, outbox, webhooks)

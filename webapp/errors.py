@@ -11,6 +11,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from models import db
+from services import storage
 from services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,42 @@ _HTTP_CODES = {
 }
 
 
+# Seconds the backend should wait before sending again after a storage fault: a person has to act, and a
+# retry every second would only fill the log (storage_unavailable, database_not_migrated).
+STORAGE_RETRY_AFTER = 30
+
+
+def database_fault(found: storage.Diagnosis) -> tuple[Response, int]:
+    """The 503 for a database that cannot serve, and the log line that names the cause."""
+    if found.fault == storage.Fault.UNREACHABLE:
+        # Down, restarting, dropped this connection, or kept a lock too long: the same request a moment later
+        # may well succeed, and every write of the API is safe to repeat (a status sent twice is queued once).
+        log.error("database unavailable: %s", found.cause)
+        response, status = error_response(
+            503, "database_unavailable", "the database is not answering; send the same request again shortly"
+        )
+        response.headers["Retry-After"] = "1"
+        return response, status
+    if found.fault == storage.Fault.NOT_MIGRATED:
+        log.error("database not migrated (%s): run `%s`", found.cause, storage.UPGRADE_COMMAND)
+        response, status = error_response(
+            503,
+            "database_not_migrated",
+            f"the database has no schema (or an older one) and cannot serve until `{storage.UPGRADE_COMMAND}` is run; "
+            "sending again before that changes nothing",
+        )
+    else:
+        log.error("storage unavailable: the database is %s (%s); writes are refused until it is fixed", found.fault, found.cause)
+        response, status = error_response(
+            503,
+            "storage_unavailable",
+            f"the database's storage is {'read-only' if found.fault == storage.Fault.READ_ONLY else 'full'}: "
+            "nothing was changed; an operator must fix it, send the same request again later (not at once)",
+        )
+    response.headers["Retry-After"] = str(STORAGE_RETRY_AFTER)
+    return response, status
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> tuple[Response, int]:
@@ -68,17 +106,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PoolTimeout)
     @app.errorhandler(DBAPIError)
     def _database_error(exc: Exception) -> tuple[Response, int]:
-        # The database is down, restarting, dropped this connection, or kept a lock too long: the same request
-        # a moment later may well succeed, and every write of the API is safe to repeat (a status sent twice
-        # is queued once). Other DBAPI errors are bugs.
-        if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+        # Told apart (services/storage.py), because each asks the backend for something else. Other DBAPI
+        # errors are bugs.
+        found = storage.diagnose(exc, storage.sqlite_path(db.engine))
+        if found is None:
             return _unexpected(exc)
-        log.error("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
-        response, status = error_response(
-            503, "database_unavailable", "the database is not answering; send the same request again shortly"
-        )
-        response.headers["Retry-After"] = "1"
-        return response, status
+        return database_fault(found)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

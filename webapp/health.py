@@ -1,9 +1,10 @@
 """Health checks for load balancers and whoever watches the processes.
 
-`/healthz` answers the load balancer: 200 while this web app can serve (its database answers), whatever
-the bot process does. Without a token the body is only `{"status"}`; with METRICS_TOKEN or the API token
-(or PUBLIC_HEALTH_DETAILS=1) it adds the database's state, the bots' heartbeats and the delivery backlogs
-for a person to read: the backlogs tell order volume, which is not for anyone who can reach the port.
+`/healthz` answers the load balancer: 200 while this web app can serve (its database answers, carries the
+schema and takes writes: services/storage.py), whatever the bot process does. Without a token the body is
+only `{"status"}`; with METRICS_TOKEN or the API token (or PUBLIC_HEALTH_DETAILS=1) it adds the database's
+state, the bots' heartbeats and the delivery backlogs for a person to read: the backlogs tell order volume,
+which is not for anyone who can reach the port.
 `/healthz/bot` answers whoever watches the bot process (with a token, or PUBLIC_HEALTH_DETAILS=1): 503 once
 a bot has been silent for longer than BOT_STALE_SECONDS (or never wrote a heartbeat).
 """

@@ -22,17 +22,30 @@ def _json(model: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}}}
 
 
+# Every authenticated endpoint uses the database, hence a 503 on each: three errors, three reactions.
+DATABASE_FAULTS = (
+    "The database cannot serve; `error` says why. `database_unavailable`: it is not answering; send the same "
+    "request again after Retry-After (1) seconds. `storage_unavailable`: its storage is read-only or full and "
+    "nothing was changed; an operator must act: back off (Retry-After: 30, longer each time), keep the request "
+    "and alert. `database_not_migrated`: it has no schema; run `flask --app wsgi db upgrade` (Retry-After: 30)."
+)
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer"}}
+}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
-    """The error responses of an endpoint; every authenticated endpoint uses the database, hence 503."""
+    """The error responses of an endpoint, with the 503 of a database that cannot serve."""
     text = {
         400: "Bad input",
         401: "Missing or wrong API token",
         404: "Not found",
         409: "Conflict",
         413: "Body too large",
-        503: "The database is not answering; send the same request again after Retry-After seconds",
     }
-    return {str(s): _json("ErrorOut", text[s]) for s in (*statuses, 503)}
+    responses = {str(s): _json("ErrorOut", text[s]) for s in statuses}
+    responses["503"] = {**_json("ErrorOut", DATABASE_FAULTS), "headers": RETRY_AFTER}
+    return responses
 
 
 def _health(description: str) -> dict[str, Any]:
@@ -166,7 +179,7 @@ def document() -> dict[str, Any]:
                 "security": [{}, *secured],  # the token is optional: it adds the details
                 "responses": {
                     "200": _health("Serving"),
-                    "503": _health("The database is unreachable or not migrated"),
+                    "503": _health("The database is unreachable, read_only, full or not_migrated"),
                 },
             }
         },
@@ -303,7 +316,7 @@ def _operations_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "responses": {
                     "200": _json("HealthOut", "Every bot is alive"),
                     "401": _json("ErrorOut", "Missing or wrong token"),
-                    "503": _json("HealthOut", "A bot is stale or was never seen, or the database is unreachable"),
+                    "503": _json("HealthOut", "A bot is stale or was never seen, or the database cannot serve"),
                 },
             }
         },

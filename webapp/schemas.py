@@ -208,7 +208,9 @@ class HealthStatusOut(Out):
 class HealthOut(Out):
     model_config = ConfigDict(extra="allow")
     status: Literal["ok", "error"]
-    database: str
+    database: str = Field(
+        description='"ok", or why the database cannot serve: "unreachable: <error>", "read_only", "full", "not_migrated"'
+    )
     bot: BotOut | None = Field(None, description="The customer bot's heartbeat (absent when the database is down)")
     bots: dict[str, BotOut] | None = Field(None, description="Every bot by name: customer, and horeca when it runs")
     outbox: OutboxBacklogOut | None = None

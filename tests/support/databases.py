@@ -56,6 +56,16 @@ def database(backend: str, tmp_dir: Path) -> Iterator[str]:
         yield url
 
 
+@contextmanager
+def empty_database(backend: str, tmp_dir: Path) -> Iterator[str]:
+    """A database of the given backend without any table (never migrated); yields its URL."""
+    if backend == "postgresql":
+        with postgres_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_dir / f'empty-{uuid.uuid4().hex[:8]}.db'}"
+
+
 def test_config(url: str, **overrides) -> Config:
     values = dict(DATABASE_URL=url, API_TOKEN="test-api-token", BOT_USERNAME="TestCafeBot", LOG_LEVEL="WARNING")
     values.update(overrides)
