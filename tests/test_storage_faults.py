@@ -161,7 +161,7 @@ def test_a_read_only_postgresql_database_refuses_writes_until_it_is_writable_aga
             # The statement on the thread's own connection (database.single_statement) too.
             response = reader.post("/provide_message_to_user/", json=STATUS)
             assert_refused(spec, reader, "/provide_message_to_user/", "post", response, "storage_unavailable", "read-only")
-            assert reader.get("/subscribe-status?user_id=1001").get_json()["subscribed"] is True  # reads go on
+            assert reader.get("/subscribe-status?user_id=1001").get_json()["known"] is True  # reads go on
             assert health(reader, spec) == (503, {"status": "error", "database": "read_only"})
 
             read_only(False)
