@@ -7,10 +7,7 @@ update would be gone without a word. It is logged, and the user gets a short apo
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from flask import Flask, current_app
 from telebot import TeleBot, util
@@ -18,7 +15,7 @@ from telebot.types import BotCommand, CallbackQuery, ChatMemberUpdated, Message,
 
 from bot import cancel_button, customer_dialogs, keyboards, texts
 from bot import card as cards
-from bot.telegram import describe
+from bot.guard import Handler, guard
 from bot.texts import PARSE_MODE, Footer, Texts
 from services import customer_chat, customers, linking, orders, status_card
 from services.status_card import StatusCard
@@ -31,13 +28,18 @@ OTHER_CONTENT = [c for c in util.content_type_media if c != "text"]
 
 def register_handlers(bot: TeleBot, app: Flask) -> None:
     """Wire the customer bot's handlers (first match wins, so the order matters)."""
-    bot.register_message_handler(guard(app, on_start), commands=["start"], chat_types=["private"], pass_bot=True)
-    bot.register_message_handler(guard(app, on_help), commands=["help"], chat_types=["private"], pass_bot=True)
-    bot.register_message_handler(guard(app, on_text), content_types=["text"], chat_types=["private"], pass_bot=True)
-    bot.register_message_handler(guard(app, on_other), content_types=OTHER_CONTENT, chat_types=["private"], pass_bot=True)
-    bot.register_callback_query_handler(guard(app, customer_dialogs.on_choice), func=customer_dialogs.is_choice, pass_bot=True)
-    bot.register_callback_query_handler(guard(app, on_button), func=lambda call: True, pass_bot=True)
-    bot.register_my_chat_member_handler(guard(app, on_member), func=lambda update: True, pass_bot=True)
+
+    def safe(handler: Handler) -> Handler:
+        return guard(app, handler, texts.for_user)
+
+    private = ["private"]
+    bot.register_message_handler(safe(on_start), commands=["start"], chat_types=private, pass_bot=True)
+    bot.register_message_handler(safe(on_help), commands=["help"], chat_types=private, pass_bot=True)
+    bot.register_message_handler(safe(on_text), content_types=["text"], chat_types=private, pass_bot=True)
+    bot.register_message_handler(safe(on_other), content_types=OTHER_CONTENT, chat_types=private, pass_bot=True)
+    bot.register_callback_query_handler(safe(customer_dialogs.on_choice), func=customer_dialogs.is_choice, pass_bot=True)
+    bot.register_callback_query_handler(safe(on_button), func=lambda call: True, pass_bot=True)
+    bot.register_my_chat_member_handler(safe(on_member), func=lambda update: True, pass_bot=True)
 
 
 def commands() -> dict[str | None, list[BotCommand]]:
@@ -49,40 +51,6 @@ def commands() -> dict[str | None, list[BotCommand]]:
 
 def _menu(t: Texts) -> list[BotCommand]:
     return [BotCommand("start", t.command_start), BotCommand("help", t.command_help)]
-
-
-# --- the safety net ---------------------------------------------------------------------------------
-
-
-def guard(app: Flask, handler: Callable[[Any, TeleBot], None]) -> Callable[[Any, TeleBot], None]:
-    """Run `handler` in its own app context; on any exception log it and apologise, never re-raise."""
-
-    @functools.wraps(handler)
-    def run(update: Any, bot: TeleBot) -> None:
-        with app.app_context():
-            try:
-                handler(update, bot)
-            except Exception:
-                log.exception("handler %s failed (%s)", handler.__name__, _who(update))
-                _apologise(update, bot)
-
-    return run
-
-
-def _who(update: Any) -> str:
-    user = getattr(update, "from_user", None)
-    return f"user {getattr(user, 'id', '?')}"
-
-
-def _apologise(update: Any, bot: TeleBot) -> None:
-    try:
-        t = texts.for_user(getattr(update, "from_user", None))
-        if isinstance(update, CallbackQuery):
-            bot.answer_callback_query(update.id, t.apology_short, show_alert=True)
-        elif isinstance(update, Message):
-            bot.send_message(update.chat.id, t.apology)
-    except Exception as exc:  # noqa: BLE001 - e.g. the query was answered already, or Telegram is down
-        log.info("could not apologise to %s: %s", _who(update), describe(exc))
 
 
 def _profile(user: User) -> customers.Profile:

@@ -8,7 +8,6 @@ screens in `bot.staff.screens`. Handlers translate between Telegram and the serv
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from html import escape
@@ -16,8 +15,9 @@ from typing import Any
 
 from flask import Flask, current_app
 from telebot import TeleBot
-from telebot.types import BotCommand, CallbackQuery, Message, ReplyKeyboardRemove
+from telebot.types import BotCommand, Message, ReplyKeyboardRemove
 
+from bot.guard import guard
 from bot.staff import buttons, screens, views
 from bot.staff import keyboards as kb
 from bot.staff import texts as staff_texts
@@ -29,28 +29,6 @@ from services.errors import Invalid
 log = logging.getLogger(__name__)
 
 COMMANDS = ("dialogs", "replies", "horeca", "cancel", "help")
-
-
-def guarded(app: Flask, handler: Callable[[Any, TeleBot], None]) -> Callable[[Any, TeleBot], None]:
-    """Run a handler in its own app context; log any exception and apologize instead of letting it escape."""
-
-    @functools.wraps(handler)
-    def run(update: Any, bot: TeleBot) -> None:
-        with app.app_context():
-            try:
-                handler(update, bot)
-            except Exception:
-                log.exception("staff bot handler %s failed", handler.__name__)
-                t = screens.texts_for(getattr(update, "from_user", None))
-                try:
-                    if isinstance(update, CallbackQuery):
-                        screens.answer(bot, update, t.apology_short, alert=True)
-                    else:
-                        bot.send_message(update.chat.id, t.apology)
-                except Exception:  # noqa: BLE001 - Telegram unreachable: the log line above is all we can do
-                    log.warning("could not apologize for a failed staff handler")
-
-    return run
 
 
 # --- joining ---------------------------------------------------------------------------------------
@@ -205,7 +183,7 @@ def register_staff_handlers(bot: TeleBot, app: Flask) -> None:
     private = ["private"]
 
     def add(handler: Callable[[Any, TeleBot], None], **filters: Any) -> None:
-        bot.register_message_handler(guarded(app, handler), chat_types=private, pass_bot=True, **filters)
+        bot.register_message_handler(guard(app, handler, staff_texts.for_user), chat_types=private, pass_bot=True, **filters)
 
     add(on_start, commands=["start"])
     add(on_dialogs, commands=["dialogs"])
@@ -220,7 +198,7 @@ def register_staff_handlers(bot: TeleBot, app: Flask) -> None:
     add(on_text, content_types=["text"])
     other = ["photo", "video", "audio", "voice", "document", "sticker", "animation", "video_note", "location", "contact"]
     add(on_other_content, content_types=other)
-    bot.register_callback_query_handler(guarded(app, buttons.on_callback), func=lambda c: True, pass_bot=True)
+    bot.register_callback_query_handler(guard(app, buttons.on_callback, staff_texts.for_user), func=lambda c: True, pass_bot=True)
 
 
 def commands() -> dict[str | None, list[BotCommand]]:
