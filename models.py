@@ -73,6 +73,7 @@ class OutboxKind(StrEnum):
     STATUS = "status"  # an order's status card (customer bot)
     MESSAGE = "message"  # a staff member's message to a customer (customer bot)
     STAFF_NOTICE = "staff_notice"  # a customer's message, a delivery summary, a removal (staff bot)
+    GROUP_MESSAGE = "group_message"  # a dialog message in the customer's topic of the cafe's staff group (staff bot)
 
 
 class BotName(StrEnum):
@@ -403,3 +404,64 @@ class CannedReply(Model):
     text: Mapped[str] = mapped_column(Text)
     created_by: Mapped[int | None] = mapped_column(BigInteger)  # telegram_user_id of the staff member
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- The staff group: a Telegram supergroup with a forum topic per customer (issue 12) ------------------
+
+
+class GroupProblem(StrEnum):
+    """Why the staff bot cannot open topics in a linked group (None on the row: it can)."""
+
+    NOT_FORUM = "not_forum"  # a basic group, or a supergroup with topics switched off
+    NOT_ADMIN = "not_admin"  # the bot is a plain member
+    NO_MANAGE_TOPICS = "no_manage_topics"  # an admin without the "Manage Topics" right
+    NOT_MEMBER = "not_member"  # the bot was removed from the group
+
+
+class StaffGroup(Model):
+    """The Telegram group a horeca's staff linked with a group code: one topic per customer there."""
+
+    __tablename__ = "staff_groups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    horeca_id: Mapped[str] = mapped_column(ForeignKey("horecas.id"), unique=True)  # one group per horeca
+    chat_id: Mapped[int] = mapped_column(BigInteger, unique=True)  # follows migrate_to_chat_id
+    title: Mapped[str | None] = mapped_column(String(256))
+    linked_by: Mapped[int | None] = mapped_column(BigInteger)  # telegram_user_id of whoever sent the code
+    language_code: Mapped[str | None] = mapped_column(String(16))  # theirs: the language the bot speaks in the group
+    linked_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    problem: Mapped[str | None] = mapped_column(String(32))  # GroupProblem; None while topics can be opened
+    problem_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class GroupTopic(Model):
+    """A customer's forum topic in their horeca's staff group; `message_thread_id` None: (re-)create on next message."""
+
+    __tablename__ = "group_topics"
+    __table_args__ = (
+        UniqueConstraint("group_id", "customer_id", name="uq_group_topics_group_customer"),
+        Index("ix_group_topics_thread", "group_id", "message_thread_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("staff_groups.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    message_thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(String(128))
+    # The topic's first message: the customer and their active orders, edited when the orders change.
+    header_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    header_text: Mapped[str | None] = mapped_column(Text)
+    header_at: Mapped[datetime | None] = mapped_column(DateTime)  # when the header was last drawn
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class GroupStranger(Model):
+    """A member of a staff group who is not staff of its horeca and was told so once (their topic messages go nowhere)."""
+
+    __tablename__ = "group_strangers"
+    __table_args__ = (UniqueConstraint("group_id", "telegram_user_id", name="uq_group_strangers_group_user"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("staff_groups.id"))
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    told_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

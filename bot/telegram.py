@@ -167,6 +167,10 @@ FINAL = "final"  # other 4xx: this message can never go (`not_started`: not unti
 NOT_MODIFIED = "not_modified"  # an edit that changes nothing: as good as done
 
 
+class Undeliverable(Exception):
+    """Our own finding that a message can never go (not an answer of Telegram): a final failure."""
+
+
 @dataclass(frozen=True)
 class Failure:
     """What a failed Bot API call means for the message."""
@@ -186,6 +190,8 @@ def classify(exc: BaseException) -> Failure:
     "Chat not found" is a final failure with `not_started` rather than a kind of its own: every caller that
     edits or deletes treats it as final, and only the sending worker records the customer as never started."""
     reason = describe(exc)
+    if isinstance(exc, Undeliverable):
+        return Failure(FINAL, str(exc)[:300])
     if isinstance(exc, ApiTelegramException):
         code = int(exc.error_code or 0)
         description = str(exc.description or "").lower()

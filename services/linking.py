@@ -150,6 +150,17 @@ def claim_staff_code(code: str, telegram_user_id: int) -> VerificationCode:
     return row
 
 
+def claim_group_code(code: str, telegram_user_id: int) -> VerificationCode:
+    """Look up (and lock) a live group code sent in a group; the caller links the group and commits."""
+    row = _live_code(code, "group", lock=True)
+    if row.claimed_by is not None and row.claimed_by != telegram_user_id:
+        raise Conflict("this code was already used", "code_already_claimed")
+    if row.claimed_by is None:
+        row.claimed_by = telegram_user_id
+        row.claimed_at = utcnow()
+    return row
+
+
 class WrongCodes(NamedTuple):
     """Wrong codes typed lately: by this user within WRONG_CODE_WINDOW, by everyone within GLOBAL_WINDOW."""
 

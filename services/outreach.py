@@ -28,7 +28,7 @@ from models import (
     db,
     utcnow,
 )
-from services import staff
+from services import staff, staff_group
 from services.cabinet import (
     DEFAULTS,
     CabinetSettings,
@@ -205,6 +205,8 @@ def send_to_selected(telegram_user_id: int, text: str, *, require_composing: boo
                 )
             )
             mark_read_in(horeca_id, customer.id)
+            if len(people) == 1:  # a reply to one customer shows in their topic too (a broadcast would flood the group)
+                staff_group.queue_cabinet_reply(horeca_id, customer, member, body)
             if blocked:
                 blocked_names.append(customer.display_name)
         batch.total = len(people)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from database import reading, transaction
 from models import Customer, DialogMessage, Order, StaffMember, db, utcnow
-from services import customers, linking, staff
+from services import customers, linking, staff, staff_group
 from services.cabinet import DEFAULTS, CabinetSettings, clean_text, newest_active_order
 from services.errors import Invalid, NotFound
 from services.orders import ACTIVE_STATUSES
@@ -109,6 +109,7 @@ def _relay(customer: Customer, message: DialogMessage, horeca_id: str) -> Relaye
             },
             horeca_id=horeca_id,
         )
+    staff_group.queue_customer_message(horeca_id, customer, message)  # and into their topic, if the horeca has a group
     return Relayed(RelayOutcome.RELAYED, horeca_id, name, message.id, len(members))
 
 

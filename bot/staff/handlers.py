@@ -21,6 +21,7 @@ from bot.guard import guard
 from bot.staff import buttons, screens, views
 from bot.staff import keyboards as kb
 from bot.staff import texts as staff_texts
+from bot.staff.group import register_group_handlers
 from bot.staff.texts import StaffTexts
 from models import StaffMode
 from services import canned, linking, outreach, staff
@@ -199,6 +200,7 @@ def register_staff_handlers(bot: TeleBot, app: Flask) -> None:
     other = ["photo", "video", "audio", "voice", "document", "sticker", "animation", "video_note", "location", "contact"]
     add(on_other_content, content_types=other)
     bot.register_callback_query_handler(guard(app, buttons.on_callback, staff_texts.for_user), func=lambda c: True, pass_bot=True)
+    register_group_handlers(bot, app)  # the staff group: linking, replies in customers' topics, migration, rights
 
 
 def commands() -> dict[str | None, list[BotCommand]]:

@@ -26,10 +26,11 @@ from bot import cancel_button, renderers
 from bot.ratelimit import RateLimiter
 from bot.rendered import NoRenderer
 from bot.settings import BotSettings
+from bot.staff.group import send as staff_group_send
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
 from bot.workers.common import RetryPolicy, scheduled
-from models import BotName, utcnow
+from models import BotName, OutboxKind, utcnow
 from services import delivery, heartbeat, status_card
 from services.delivery import Job, Sent
 from services.status_card import StatusCard
@@ -165,14 +166,17 @@ class Delivery:
         if not self._take_slot(limiter, job):
             return None
         try:
-            message = bot.send_message(
-                job.chat_id,
-                rendered.text,
-                parse_mode=PARSE_MODE,
-                reply_markup=rendered.markup,
-                link_preview_options=self._link_preview,
-                timeout=self.settings.request_timeout,  # type: ignore[arg-type]  # telebot's int; requests takes a float
-            )
+            if job.kind == OutboxKind.GROUP_MESSAGE:  # into the customer's topic: opens it when needed
+                message = staff_group_send(self.app, bot, job, rendered, self.settings.request_timeout)
+            else:
+                message = bot.send_message(
+                    job.chat_id,
+                    rendered.text,
+                    parse_mode=PARSE_MODE,
+                    reply_markup=rendered.markup,
+                    link_preview_options=self._link_preview,
+                    timeout=self.settings.request_timeout,  # type: ignore[arg-type]  # telebot's int; requests takes a float
+                )
         except Exception as exc:  # noqa: BLE001 - every failure is sorted by classify()
             self._failed(job, limiter, classify(exc))
             return None
