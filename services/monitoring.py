@@ -21,7 +21,7 @@ from sqlalchemy import and_, case, func, select
 
 from database import reading
 from models import BotHeartbeat, BotName, OutboxMessage, OutboxState, WebhookEvent, WebhookState, db, utcnow
-from services import storage
+from services import staff_group, storage
 from services.outbox_admin import REQUEUED_NOTE
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class Health:
     expected: tuple[str, ...] = ()  # the bots the bot process should run
     outbox: OutboxBacklog | None = None
     webhooks: WebhookBacklog | None = None
+    staff_groups: StaffGroups | None = None
 
     @property
     def serving(self) -> bool:
@@ -144,6 +145,7 @@ def health(stale_after: float, expected: Iterable[str]) -> Health:
         bots = bot_statuses(stale_after, expected)
         outbox = outbox_backlog()
         webhooks = webhook_backlog()
+        groups = staff_groups()
     except Exception as exc:  # noqa: BLE001 - e.g. a table the migrations left out: this app cannot serve
         found = storage.diagnose(exc)
         if found is not None:
@@ -151,7 +153,7 @@ def health(stale_after: float, expected: Iterable[str]) -> Health:
             return Health(_label(found))
         log.warning("health check: database query failed: %s", type(exc).__name__)
         return Health(f"error: {type(exc).__name__}")
-    return Health("ok", bots, expected, outbox, webhooks)
+    return Health("ok", bots, expected, outbox, webhooks, groups)
 
 
 # --- backlog ------------------------------------------------------------------------------------------
@@ -376,3 +378,20 @@ def snapshot(latency: DeliveryLatency) -> Snapshot:
             webhook_oldest_pending_age=age_seconds(_oldest(WebhookEvent, (WebhookState.PENDING,)), now),
             webhook_errors=_error_counts(WebhookEvent, (WebhookState.FAILED, WebhookState.PENDING)),
         )
+
+
+# --- staff groups (issue 12) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffGroups:
+    """Linked staff groups, and those where the staff bot cannot open customers' topics (and why)."""
+
+    linked: int
+    problems: list[staff_group.Problem]
+
+
+def staff_groups() -> StaffGroups:
+    """The staff groups' figures for /healthz."""
+    with reading():
+        return StaffGroups(staff_group.linked_count(), staff_group.problems())

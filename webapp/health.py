@@ -43,6 +43,7 @@ def document(health: monitoring.Health, ok: bool, status: int) -> Response:
         "bots": health.bots,
         "outbox": health.outbox,
         "webhooks": health.webhooks,
+        "staff_groups": health.staff_groups,
     }
     return reply(schemas.HealthOut, body, status, exclude_unset=True)
 

@@ -92,6 +92,7 @@ def document() -> dict[str, Any]:
         *_serialized(schemas.StaffCodeOut, schemas.StaffListOut, schemas.StaffRemovedOut, schemas.DialogOut),
         *_validated(schemas.RetryIn),
         *_serialized(schemas.OutboxListOut, schemas.WebhookListOut, schemas.RetryOut),
+        *_serialized(schemas.GroupCodeOut),  # the staff group (issue 12)
     ]
     _, defs = models_json_schema(models, ref_template=REF)
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -265,6 +266,15 @@ def _staff_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
                     },
                 ],
                 "responses": {"200": _json("DialogOut", "The conversation"), **_errors(400, 401, 404)},
+            }
+        },
+        "/horeca/{horeca_id}/group-codes": {
+            "post": {
+                "summary": "Issue a one-time group code: sent in a Telegram group, it links the group as the staff group",
+                "security": secured,
+                "parameters": [horeca],
+                "requestBody": _body("StaffCodeIn"),
+                "responses": {"201": _json("GroupCodeOut", "Issued"), **_errors(400, 401, 413)},
             }
         },
     }

@@ -215,6 +215,7 @@ class HealthOut(Out):
     bots: dict[str, BotOut] | None = Field(None, description="Every bot by name: customer, and horeca when it runs")
     outbox: OutboxBacklogOut | None = None
     webhooks: WebhookBacklogOut | None = None
+    staff_groups: StaffGroupsOut | None = None
 
 
 RowId = Annotated[int, Field(strict=True, gt=0, lt=2**63), BeforeValidator(_integral_number)]
@@ -370,3 +371,34 @@ class DialogOut(Out):
     unread: int = Field(description="Customer messages no staff member has opened or answered yet")
     has_more: bool = Field(description="Older messages exist: ask again with before=<the first id>")
     messages: list[DialogMessageOut]
+
+
+# --- The staff group with a topic per customer (issue 12) ---------------------------------------------
+
+
+class GroupCodeOut(Out):
+    code: str
+    command: str = Field(description="What a staff member sends in the group to link it: /link <code>")
+    deep_link: str | None = Field(
+        description="https://t.me/<staff bot>?startgroup=<code>&admin=manage_topics: adds the bot to a group with the "
+        "right it needs and links it; null while the staff bot's username is unknown"
+    )
+    expires_at: Timestamp
+
+
+class StaffGroupProblemOut(Out):
+    horeca_id: str
+    chat_id: int
+    problem: Literal["not_forum", "not_admin", "no_manage_topics", "not_member"] = Field(
+        description="not_forum: topics are off (or a basic group); not_admin / no_manage_topics: the bot lacks the "
+        "admin right Manage Topics; not_member: the bot was removed"
+    )
+    since: Timestamp | None
+
+
+class StaffGroupsOut(Out):
+    linked: int = Field(description="Staff groups linked to a horeca")
+    problems: list[StaffGroupProblemOut] = Field(description="Groups where the staff bot cannot open customers' topics")
+
+
+HealthOut.model_rebuild()  # its staff_groups field is defined above, after it

@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from models import iso
-from services import conversation, staff
+from services import conversation, staff, staff_group
 from services.errors import Invalid
 from webapp import schemas
 from webapp.api import deep_link, parse
@@ -136,3 +136,17 @@ def get_dialog(horeca_id: str, telegram_user_id: str) -> tuple[Response, int]:
     assert limit is not None
     found = conversation.conversation(_horeca(horeca_id), _user_id(telegram_user_id), limit=limit, before=before)
     return _json(_conversation_out(found))
+
+
+@bp.post("/horeca/<horeca_id>/group-codes")
+def issue_group_code(horeca_id: str) -> tuple[Response, int]:
+    """A one-time code that links the Telegram group it is sent in as this horeca's staff group."""
+    body = parse(schemas.StaffCodeIn)
+    ttl = current_app.config["CODE_TTL_SECONDS"]
+    issued = staff_group.issue_code(_horeca(horeca_id), body.horeca_name, ttl_seconds=ttl)
+    username = staff_bot_username()
+    link = f"https://t.me/{username}?startgroup={issued.code}&admin=manage_topics" if username else None
+    out = schemas.GroupCodeOut(
+        code=issued.code, command=f"/link {issued.code}", deep_link=link, expires_at=_timestamp(issued.expires_at)
+    )
+    return _json(out, 201)

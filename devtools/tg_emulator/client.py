@@ -255,3 +255,51 @@ class EmulatorClient:
         """(text, callback_data) of each button of the message's current inline keyboard."""
         markup = message.get("reply_markup") or {}
         return [(b.get("text", ""), b.get("callback_data")) for row in markup.get("inline_keyboard", []) for b in row]
+
+    # ------------------------------------------------- groups and topics (groups.py)
+
+    def create_group(
+        self, user_id: int, title: str = "Staff", type: str = "supergroup", is_forum: bool | None = None
+    ) -> dict[str, Any]:  # noqa: A002
+        """`user_id` creates a group (a supergroup with topics unless told otherwise) and owns it."""
+        return self._post("groups", user_id=user_id, title=title, type=type, is_forum=is_forum)
+
+    def group(self, chat_id: int) -> dict[str, Any]:
+        """A group's members, topics and messages."""
+        return self._get("group", chat_id=chat_id)
+
+    def groups(self) -> list[dict[str, Any]]:
+        return self._get("groups")
+
+    def set_member(
+        self,
+        chat_id: int,
+        *,
+        bot: str | None = None,
+        member_id: int | None = None,
+        status: str = "member",
+        can_manage_topics: bool | None = None,
+    ) -> dict[str, Any]:
+        """Add, promote, demote or remove a bot (by username or token) or a user in a group."""
+        return self._post(
+            "group/member", chat_id=chat_id, bot=bot, member_id=member_id, status=status, can_manage_topics=can_manage_topics
+        )
+
+    def set_forum(self, chat_id: int, is_forum: bool = True) -> dict[str, Any]:
+        return self._post("group/forum", chat_id=chat_id, is_forum=is_forum)
+
+    def group_send(self, chat_id: int, user_id: int, text: str, message_thread_id: int | None = None) -> dict[str, Any]:
+        """A member writes in the group (in a topic with `message_thread_id`)."""
+        return self._post("group/send", chat_id=chat_id, user_id=user_id, text=text, message_thread_id=message_thread_id)
+
+    def topic(
+        self, chat_id: int, user_id: int, action: str, message_thread_id: int | None = None, name: str | None = None
+    ) -> dict[str, Any]:
+        """A member creates, closes, reopens, deletes or renames a topic."""
+        return self._post(
+            "group/topic", chat_id=chat_id, user_id=user_id, action=action, message_thread_id=message_thread_id, name=name
+        )
+
+    def migrate(self, chat_id: int, is_forum: bool = False) -> dict[str, Any]:
+        """The owner upgrades a basic group to a supergroup: returns the new group."""
+        return self._post("group/migrate", chat_id=chat_id, is_forum=is_forum)

@@ -29,6 +29,7 @@ from .formatting import (
     render_text,
     utf16_len,
 )
+from .groups import Groups
 
 TOKEN_RE = re.compile(r"^(\d{1,20}):([A-Za-z0-9_-]{30,64})$")
 MAX_TEXT = 4096
@@ -354,6 +355,9 @@ class Emulator:
                 "sendChatAction": self._send_chat_action,
             }.items()
         }
+        # Groups, supergroups and forum topics live in groups.py: its own methods, and the group side of the others.
+        self.groups = Groups(self)
+        self._methods.update({name.lower(): (name, handler) for name, handler in self.groups.methods().items()})
 
     # ------------------------------------------------------------------ bots
 
@@ -442,7 +446,7 @@ class Emulator:
                         "502": ApiError(502, "Bad Gateway"),
                     }[fault.kind]
             with self.lock:
-                result = entry[1](bot, params)
+                result = (self.groups.route(name, params) or entry[1])(bot, params)
             if drop_after:
                 raise DropConnection()
             return 200, {"ok": True, "result": result}
@@ -1247,6 +1251,7 @@ class Emulator:
             for bot in self.bots.values():
                 bot.clear()
             self.users.clear()
+            self.groups.clear()
             self.faults.clear()
             self.limits = replace(self._initial_limits)
             self.messages_cond.notify_all()

@@ -324,6 +324,7 @@ def _control_routes(emu: Emulator) -> dict[str, dict[str, Callable[[dict[str, An
         "limits": {"GET": lambda d: emu.get_limits(), "POST": emu.set_limits},
         "stats": {"GET": emu.stats},
         "reset": {"POST": lambda d: emu.reset()},
+        **emu.groups.control_routes(),  # groups, topics, chat migration (groups.py)
     }
 
 
