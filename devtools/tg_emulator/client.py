@@ -259,10 +259,10 @@ class EmulatorClient:
     # ------------------------------------------------- groups and topics (groups.py)
 
     def create_group(
-        self, user_id: int, title: str = "Staff", type: str = "supergroup", is_forum: bool | None = None
-    ) -> dict[str, Any]:  # noqa: A002
-        """`user_id` creates a group (a supergroup with topics unless told otherwise) and owns it."""
-        return self._post("groups", user_id=user_id, title=title, type=type, is_forum=is_forum)
+        self, user_id: int, title: str = "Staff", kind: str = "supergroup", is_forum: bool | None = None
+    ) -> dict[str, Any]:
+        """`user_id` creates a group (`kind` supergroup, with topics unless told otherwise, or group) and owns it."""
+        return self._post("groups", user_id=user_id, title=title, type=kind, is_forum=is_forum)
 
     def group(self, chat_id: int) -> dict[str, Any]:
         """A group's members, topics and messages."""
