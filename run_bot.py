@@ -221,11 +221,11 @@ def schedule_jobs(
         jobs.append(("webhooks", "webhook delivery", webhook_job(app, stop), max(every, 1.0), False))
     if staff_bot:  # a summary to a staff member once their batch is delivered
         jobs.append(("staff_summaries", "staff delivery summaries", summary_job(app), every, False))
-    if staff_bot:  # the header of a customer's topic in the staff group follows their orders
+    horeca_bot = engine.bots.get("horeca")
+    if staff_bot and horeca_bot is not None:  # the header of a customer's topic in the staff group follows their orders
         from bot.workers.group_headers import group_header_job
-        from models import BotName
 
-        headers = group_header_job(app, engine.bots[BotName.HORECA], stop)
+        headers = group_header_job(app, horeca_bot, stop)
         jobs.append(("group_headers", "staff group topic headers", headers, max(every, 2.0), False))
     for job_id, name, run, seconds, at_start in jobs:
         scheduler.add_job(

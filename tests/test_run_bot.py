@@ -56,7 +56,8 @@ def test_refuses_a_malformed_bot_setting_in_one_line_naming_it(tmp_path, variabl
 
 @pytest.mark.parametrize(("webhooks", "staff_bot"), [(True, True), (False, False)])
 def test_every_job_of_the_bot_process_is_registered_in_one_place(tmp_path, webhooks, staff_bot):
-    """run_bot.schedule_jobs: delivery always; webhooks when BACKEND_WEBHOOK_URL is set; summaries with the staff bot."""
+    """run_bot.schedule_jobs: delivery always; webhooks when BACKEND_WEBHOOK_URL is set; summaries and the staff
+    group's topic headers with the staff bot."""
     import threading
 
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -70,13 +71,17 @@ def test_every_job_of_the_bot_process_is_registered_in_one_place(tmp_path, webho
     hook = {"BACKEND_WEBHOOK_URL": "https://backend.example/hooks"} if webhooks else {}
     app = create_app(Config(DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.db'}", LOG_LEVEL="WARNING", **hook), web=False)
     settings = BotSettings.from_config(app.config)
-    engine = Delivery(app, {}, settings, threading.Event())
+    import telebot
+
+    bots = {"horeca": telebot.TeleBot("1:" + "x" * 35, threaded=False)} if staff_bot else {}
+    engine = Delivery(app, bots, settings, threading.Event())
     scheduler = BackgroundScheduler()
     try:
         run_bot.schedule_jobs(scheduler, app, engine, settings, threading.Event(), staff_bot=staff_bot)
         jobs = {job.id: job for job in scheduler.get_jobs()}
     finally:
         engine.close()
-    expected = {"delivery"} | ({"webhooks"} if webhooks else set()) | ({"staff_summaries"} if staff_bot else set())
+    staff_jobs = {"staff_summaries", "group_headers"}
+    expected = {"delivery"} | ({"webhooks"} if webhooks else set()) | (staff_jobs if staff_bot else set())
     assert set(jobs) == expected
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())

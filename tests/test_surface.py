@@ -83,7 +83,7 @@ def test_healthz_with_either_token_shows_the_details(database_url, token):
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok" and body["database"] == "ok" and body["bot"]["status"] == "ok"
-    assert set(body) == {"status", "database", "bot", "bots", "outbox", "webhooks"}
+    assert set(body) == {"status", "database", "bot", "bots", "outbox", "webhooks", "staff_groups"}
     check_response(spec_of(api), "/healthz", "get", response)
 
 

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 PARSE_MODE = "HTML"
 GROUP_CHATS = ["group", "supergroup"]
-_LINK = re.compile(r"/link(?:@\w+)?\s+(\S+)\s*", re.IGNORECASE)
+_LINK = re.compile(r"/(?:link|start)(?:@\w+)?\s+(\S+)\s*", re.IGNORECASE)  # /start: the startgroup deep link
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
