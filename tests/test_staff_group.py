@@ -303,3 +303,37 @@ def test_group_codes_follow_the_staff_code_rules(world):
     world.process()
     assert world.said(chat_id)[-1].startswith("This group code is unknown")
     assert world.stored_chat() is None
+
+
+def test_a_startgroup_deep_link_links_and_a_code_in_another_group_moves_the_cafe(world):
+    first = world.forum()
+    world.customer_writes("Hello")
+    world.deliver()
+    second = world.emu.create_group(OWNER, "New staff room")["chat_id"]
+    world.emu.set_member(second, bot=STAFF_BOT, status="administrator", can_manage_topics=True)
+    code = world.group_code()
+    world.emu.group_send(second, OWNER, f"/start@{STAFF_BOT} {code}")  # what Telegram sends for ?startgroup=<code>
+    world.process()
+    assert world.said(second)[-1].startswith("✅ This group is linked to Bean There")
+    assert world.stored_chat() == second
+    world.customer_writes("Still there?")
+    world.deliver()
+    (topic,) = world.topics(second)  # a new topic in the new group; the old group gets nothing more
+    assert world.said(second, topic["message_thread_id"])[-1] == "Still there?"
+    assert all("Still there?" not in s for t in world.topics(first) for s in world.said(first, t["message_thread_id"]))
+
+
+def test_a_reply_to_a_customer_who_blocked_the_bot_is_not_sent_and_the_topic_is_told(world):
+    chat_id = world.forum()
+    world.customer_writes("Hello")
+    world.deliver()
+    thread = world.topics(chat_id)[0]["message_thread_id"]
+    world.emu.block(CAFE_BOT, ANNA)
+    with world.app.app_context():
+        orders.record_status(ANNA, "cafe-1", "12", "ready")
+    world.deliver()  # the status gets 403: Anna is recorded as blocked
+    world.emu.group_send(chat_id, BARISTA, "Your coffee is ready", message_thread_id=thread)
+    world.process()
+    assert world.said(chat_id, thread)[-1] == "Anna has blocked the bot: the message was not delivered."
+    with world.app.app_context():
+        assert conversation.conversation("cafe-1", ANNA).messages[-1].delivery == "blocked"

@@ -31,7 +31,11 @@ def test_root_serves_the_page_with_a_strict_policy(server):
 
 @pytest.mark.parametrize(
     ("path", "content_type"),
-    [("/static/app.js", "text/javascript; charset=utf-8"), ("/static/app.css", "text/css; charset=utf-8")],
+    [
+        ("/static/app.js", "text/javascript; charset=utf-8"),
+        ("/static/groups.js", "text/javascript; charset=utf-8"),
+        ("/static/app.css", "text/css; charset=utf-8"),
+    ],
 )
 def test_static_files(server, path, content_type):
     response = requests.get(server.url + path, timeout=5)
