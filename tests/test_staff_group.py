@@ -24,6 +24,7 @@ from devtools.tg_emulator import EmulatorClient, EmulatorServer
 from models import OutboxMessage, StaffGroup, db
 from services import cabinet, conversation, linking, orders, outreach, relay, staff
 from services.customers import Profile
+from tests.support.openapi import check_response
 
 CUSTOMER_TOKEN = "7100000011:" + "customer".ljust(35, "x")
 STAFF_TOKEN = "7100000012:" + "staff".ljust(35, "y")
@@ -288,6 +289,14 @@ def test_the_topic_header_follows_the_customers_orders(world):
 
 
 def test_group_codes_follow_the_staff_code_rules(world):
+    spec = world.api.get("/openapi.json").get_json()
+    response = world.api.post("/horeca/cafe-1/group-codes", json={"horeca_name": "Bean There"})
+    check_response(spec, "/horeca/{horeca_id}/group-codes", "post", response)
+    assert response.get_json()["deep_link"] is None  # no staff bot username known (no heartbeat, none configured)
+    for bad in ([], {"horeca_name": ""}, {"horeca_name": "x" * 129}):
+        response = world.api.post("/horeca/cafe-1/group-codes", json=bad)
+        assert response.status_code == 400, bad
+        check_response(spec, "/horeca/{horeca_id}/group-codes", "post", response)
     response = world.api.raw.post("/horeca/cafe-1/group-codes", json={})
     assert response.status_code == 401
     response = world.api.post("/horeca/" + "x" * 129 + "/group-codes", json={})
