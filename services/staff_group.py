@@ -251,7 +251,9 @@ class Header:
 def _header(horeca_id: str, customer: Customer) -> Header:
     orders = db.session.execute(
         select(Order.order_id, Order.status)
-        .where(Order.horeca_id == horeca_id, Order.customer_id == customer.id, Order.status.in_(ACTIVE_STATUSES))
+        .where(  # by telegram_user_id: ix_orders_user_active
+            Order.telegram_user_id == customer.telegram_user_id, Order.horeca_id == horeca_id, Order.status.in_(ACTIVE_STATUSES)
+        )
         .order_by(Order.created_at, Order.id)
     ).tuples()
     return Header(customer.display_name, customer.username, [(o, s) for o, s in orders])
@@ -343,9 +345,9 @@ def headers_due(limit: int = 50) -> list[HeaderDue]:
             .where(
                 GroupTopic.header_message_id.is_not(None),
                 select(Order.id)
-                .where(
+                .where(  # a few index lookups per topic (ix_orders_user_active), never a scan of the orders
+                    Order.telegram_user_id == Customer.telegram_user_id,
                     Order.horeca_id == StaffGroup.horeca_id,
-                    Order.customer_id == GroupTopic.customer_id,
                     Order.updated_at >= func.coalesce(GroupTopic.header_at, GroupTopic.created_at),
                 )
                 .exists(),

@@ -389,9 +389,9 @@ class GroupCodeOut(Out):
 class StaffGroupProblemOut(Out):
     horeca_id: str
     chat_id: int
-    problem: Literal["not_forum", "not_admin", "no_manage_topics", "not_member"] = Field(
+    problem: str = Field(
         description="not_forum: topics are off (or a basic group); not_admin / no_manage_topics: the bot lacks the "
-        "admin right Manage Topics; not_member: the bot was removed"
+        "admin right Manage Topics; not_member: the bot was removed (a string: a newer version may add reasons)"
     )
     since: Timestamp | None
 
