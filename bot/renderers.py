@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot import rendering
 from bot.rendered import NoRenderer, Rendered, Renderer
-from bot.staff import group, notices
+from bot.staff import notices, topics
 from models import BotName, OutboxKind
 from services.delivery import Job
 
@@ -12,7 +12,7 @@ RENDERERS: dict[tuple[str, str], Renderer] = {
     (BotName.CUSTOMER, OutboxKind.STATUS): rendering.render_status,
     (BotName.CUSTOMER, OutboxKind.MESSAGE): rendering.render_customer_message,
     (BotName.HORECA, OutboxKind.STAFF_NOTICE): notices.render_notice,
-    (BotName.HORECA, OutboxKind.GROUP_MESSAGE): group.render_group_message,
+    (BotName.HORECA, OutboxKind.GROUP_MESSAGE): topics.render_group_message,
 }
 
 

@@ -17,8 +17,8 @@ from telebot import apihelper
 
 from bot import telegram
 from bot.settings import BotSettings
-from bot.staff.group import redraw_headers
 from bot.staff.handlers import register_staff_handlers
+from bot.staff.topics import redraw_headers
 from bot.workers.telegram import Delivery
 from devtools.tg_emulator import EmulatorClient, EmulatorServer
 from models import OutboxMessage, StaffGroup, db

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import Flask
 from telebot import TeleBot
 
-from bot.staff.group import redraw_headers
+from bot.staff.topics import redraw_headers
 from bot.workers.common import scheduled
 
 

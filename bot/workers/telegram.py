@@ -26,7 +26,7 @@ from bot import cancel_button, renderers
 from bot.ratelimit import RateLimiter
 from bot.rendered import NoRenderer
 from bot.settings import BotSettings
-from bot.staff.group import send as staff_group_send
+from bot.staff.topics import send as staff_group_send
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
 from bot.workers.common import RetryPolicy, scheduled
