@@ -312,6 +312,13 @@ def test_group_codes_follow_the_staff_code_rules(world):
     world.process()
     assert world.said(chat_id)[-1].startswith("This group code is unknown")
     assert world.stored_chat() is None
+    world.emu.group_send(chat_id, OWNER, world.group_code())  # the bare code links a group not linked yet
+    world.process()
+    assert world.said(chat_id)[-1].startswith("✅ This group is linked to Bean There")
+    before = len(world.said(chat_id))
+    world.emu.group_send(chat_id, OWNER, "WRONGCODE2")  # once linked, a code-like word is just chat
+    world.process()
+    assert len(world.said(chat_id)) == before
 
 
 def test_a_startgroup_deep_link_links_and_a_code_in_another_group_moves_the_cafe(world):

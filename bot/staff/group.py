@@ -88,14 +88,15 @@ def say(bot: TeleBot, chat_id: int, text: str, thread: int | None = None) -> Non
 
 
 def _code(message: Message) -> str | None:
-    """The group code in a message: `/link <code>`, or a bare code written outside a topic."""
+    """The group code in a message: `/link <code>`, or a bare code outside a topic of a group not linked yet."""
     text = (message.text or "").strip()
     match = _LINK.fullmatch(text)
     if match:
         return match.group(1)
-    if not message.is_topic_message and linking.looks_like_code(text):
-        return text
-    return None
+    if message.is_topic_message or not linking.looks_like_code(text):
+        return None
+    # In a linked group a word that merely looks like a code is chat, not a wrong code to count.
+    return text if staff_group.group_of_chat(message.chat.id) is None else None
 
 
 def _link(message: Message, bot: TeleBot, code: str) -> None:
