@@ -209,8 +209,10 @@ def schedule_jobs(
     staff_bot: bool,
 ) -> None:
     """Every job of the bot process (`bot/workers/`): one run at a time each, a late run is not caught up on."""
+    from bot.workers.group_headers import group_header_job
     from bot.workers.summaries import summary_job
     from bot.workers.webhooks import webhook_job
+    from models import BotName
 
     every = settings.delivery_interval
     jobs: list[tuple[str, str, Callable[[], int], float, bool]] = [
@@ -221,10 +223,8 @@ def schedule_jobs(
         jobs.append(("webhooks", "webhook delivery", webhook_job(app, stop), max(every, 1.0), False))
     if staff_bot:  # a summary to a staff member once their batch is delivered
         jobs.append(("staff_summaries", "staff delivery summaries", summary_job(app), every, False))
-    horeca_bot = engine.bots.get("horeca")
+    horeca_bot = engine.bots.get(BotName.HORECA)
     if staff_bot and horeca_bot is not None:  # the header of a customer's topic in the staff group follows their orders
-        from bot.workers.group_headers import group_header_job
-
         headers = group_header_job(app, horeca_bot, stop)
         jobs.append(("group_headers", "staff group topic headers", headers, max(every, 2.0), False))
     for job_id, name, run, seconds, at_start in jobs:
