@@ -2,7 +2,7 @@
 
 Group codes are verification_codes rows with purpose "group": no schema change for them.
 
-Revision ID: 0012
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-01 05:30:00.000000
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0012'
+revision = '0007'
 down_revision = '0006'
 branch_labels = None
 depends_on = None
