@@ -14,7 +14,7 @@ class OrderLine:
 
     order_id: str
     horeca_id: str
-    status: str
+    status: str | None
     cancel_requested: bool
 
 
