@@ -3,15 +3,26 @@
 The delivery job draws a new card with `resting(card)`; the cancel button's steps draw the same card
 with the confirmation question or the "cancel requested" note; a card that loses its keyboard is drawn
 with no footer (the cancel hint goes with the button).
+
+A cafe's own template for the status (its profile, issue 11) replaces the catalog's status line; what the
+template shows ({text}, {eta}, {pickup_code}) is not repeated on a line of its own. The ETA is Telegram's
+date_time entity: the customer's app shows it in their own time; the text inside it (the cafe's time) is
+what an app without date_time support shows.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from html import escape
 
 from telebot.types import InlineKeyboardMarkup
 
 from bot import keyboards, texts
 from bot.texts import Footer, Texts
+from services import cafes
 from services.status_card import StatusCard
+
+SAME_DAY = timedelta(hours=12)  # an ETA closer than this shows the time alone; a later one the date too
 
 
 def resting(card: StatusCard) -> Footer:
@@ -22,9 +33,67 @@ def resting(card: StatusCard) -> Footer:
 def draw(card: StatusCard, footer: Footer, t: Texts | None = None) -> tuple[str, InlineKeyboardMarkup | None]:
     """The card's text with `footer`, and the keyboard that goes with that footer (in the card's language unless `t`)."""
     t = t or texts.for_language(card.language)
-    text = t.status_message(card.order_id, card.cafe, card.status, card.text, footer)
+    template = card.template(t.lang)
+    shown: set[str] = set()
+    line = None
+    if template is not None:
+        line = fill(template, card)
+        shown = {name for _, name in cafes.pieces(template) if name is not None}
+    text = t.status_message(
+        card.order_id,
+        card.cafe,
+        card.status,
+        None if "text" in shown else card.text,
+        footer,
+        line=line,
+        details=details(card, t, shown),
+    )
     if footer == Footer.HINT:
         return text, keyboards.cancel(t, card.order_pk)
     if footer == Footer.CONFIRM:
         return text, keyboards.confirm(t, card.order_pk)
     return text, None
+
+
+def draw_note(card: StatusCard, t: Texts | None = None) -> str:
+    """A text about the order without a status: the order's title and the text."""
+    t = t or texts.for_language(card.language)
+    title = t.order_title.format(order_id=escape(card.order_id), cafe=escape(card.cafe))
+    return f"{title}\n{escape(card.text or '')}"
+
+
+def eta(card: StatusCard, now: datetime | None = None) -> str:
+    """The ETA as markup: a date_time entity around the time in the cafe's timezone; empty without one."""
+    if card.details.eta is None:
+        return ""
+    moment = card.details.eta.replace(tzinfo=UTC)
+    local = moment.astimezone(cafes.zone(card.timezone))
+    now = now or datetime.now(UTC)
+    same_day = abs(moment - now) < SAME_DAY
+    shown, fmt = (local.strftime("%H:%M"), "t") if same_day else (local.strftime("%d.%m %H:%M"), "dt")
+    return f'<tg-time unix="{int(moment.timestamp())}" format="{fmt}">{shown}</tg-time>'
+
+
+def fill(template: str, card: StatusCard) -> str:
+    """The cafe's template as markup: its text escaped, each placeholder replaced by its escaped value."""
+    values = {
+        "order_id": escape(card.order_id),
+        "cafe": escape(card.cafe),
+        "eta": eta(card),
+        "pickup_code": escape(card.details.pickup_code or ""),
+        "text": escape(card.text or ""),
+    }
+    return "".join(escape(literal) + (values.get(name, "") if name else "") for literal, name in cafes.pieces(template))
+
+
+def details(card: StatusCard, t: Texts, shown: set[str]) -> list[str]:
+    """The order's details as lines of markup, leaving out what the cafe's template already shows."""
+    d = card.details
+    lines = [t.item_line.format(name=escape(i.name), qty=i.qty) for i in d.items or ()]
+    if d.total is not None:
+        lines.append(t.total_line.format(total=escape(d.total)))
+    if d.eta is not None and "eta" not in shown:
+        lines.append(t.eta_line.format(eta=eta(card)))
+    if d.pickup_code is not None and "pickup_code" not in shown:
+        lines.append(t.pickup_line.format(pickup_code=escape(d.pickup_code)))
+    return lines

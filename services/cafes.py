@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from database import reading, transaction
@@ -171,6 +172,13 @@ def put_profile(
             if attempt == 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def names(horeca_ids: Iterable[str]) -> dict[str, str]:
+    """What customers read for each horeca: its name, else its id (one query, in the caller's session)."""
+    ids = sorted(set(horeca_ids))
+    found = dict(db.session.execute(select(Horeca.id, Horeca.name).where(Horeca.id.in_(ids))).tuples().all()) if ids else {}
+    return {h: found.get(h) or h for h in ids}
 
 
 def get_profile(horeca_id: str) -> Profile:
