@@ -22,7 +22,8 @@ from bot.texts import Footer, Texts
 from services import cafes
 from services.status_card import StatusCard
 
-SAME_DAY = timedelta(hours=12)  # an ETA closer than this shows the time alone; a later one the date too
+SAME_DAY = timedelta(hours=12)
+MISSING = "—"  # what a template shows for an ETA or pickup code the backend has not sent  # an ETA closer than this shows the time alone; a later one the date too
 
 
 def resting(card: StatusCard) -> Footer:
@@ -75,12 +76,13 @@ def eta(card: StatusCard, now: datetime | None = None) -> str:
 
 
 def fill(template: str, card: StatusCard) -> str:
-    """The cafe's template as markup: its text escaped, each placeholder replaced by its escaped value."""
+    """The cafe's template as markup: its text escaped, each placeholder replaced by its escaped value (an ETA or
+    pickup code not sent yet by MISSING, a missing text by nothing)."""
     values = {
         "order_id": escape(card.order_id),
         "cafe": escape(card.cafe),
-        "eta": eta(card),
-        "pickup_code": escape(card.details.pickup_code or ""),
+        "eta": eta(card) or MISSING,
+        "pickup_code": escape(card.details.pickup_code or MISSING),
         "text": escape(card.text or ""),
     }
     return "".join(escape(literal) + (values.get(name, "") if name else "") for literal, name in cafes.pieces(template))

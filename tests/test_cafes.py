@@ -306,7 +306,7 @@ def test_the_cafes_template_replaces_the_status_line_in_the_customers_language(a
     push(api, "ready", user_id=1002, order_id="B-1", text="ждём")
     en, ru = (plain for plain, _ in drawn(app))
     assert en == "Order A-1 · Кофейня «Зерно» & Co\n☕ Кофейня «Зерно» & Co: order A-1 is ready! Code A7. <3"
-    assert ru == "Заказ B-1 · Кофейня «Зерно» & Co\n☕ Кофейня «Зерно» & Co: заказ B-1 готов! Код . ждём"
+    assert ru == "Заказ B-1 · Кофейня «Зерно» & Co\n☕ Кофейня «Зерно» & Co: заказ B-1 готов! Код —. ждём"
 
 
 def test_a_status_without_a_template_uses_the_built_in_text_and_markup_in_a_template_stays_text(api, app):
