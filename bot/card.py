@@ -22,8 +22,8 @@ from bot.texts import Footer, Texts
 from services import cafes
 from services.status_card import StatusCard
 
-SAME_DAY = timedelta(hours=12)
-MISSING = "—"  # what a template shows for an ETA or pickup code the backend has not sent  # an ETA closer than this shows the time alone; a later one the date too
+SAME_DAY = timedelta(hours=12)  # an ETA closer than this shows the time alone; a later one the date too
+MISSING = "—"  # what a template shows for an ETA or pickup code the backend has not sent
 
 
 def resting(card: StatusCard) -> Footer:
