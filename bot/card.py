@@ -12,8 +12,9 @@ what an app without date_time support shows.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
-from html import escape
+from html import escape, unescape
 
 from telebot.types import InlineKeyboardMarkup
 
@@ -24,6 +25,10 @@ from services.status_card import StatusCard
 
 SAME_DAY = timedelta(hours=12)  # an ETA closer than this shows the time alone; a later one the date too
 MISSING = "—"  # what a template shows for an ETA or pickup code the backend has not sent
+# Telegram refuses a text over 4096 UTF-16 units: a card stays below it whatever the cafe and the backend sent.
+MESSAGE_LIMIT = 4096
+LINE_LIMIT = 2000  # the cafe's line, filled (its own 1,000 characters always fit)
+ITEMS_LIMIT = 1000  # the item lines together
 
 
 def resting(card: StatusCard) -> Footer:
@@ -34,26 +39,39 @@ def resting(card: StatusCard) -> Footer:
 def draw(card: StatusCard, footer: Footer, t: Texts | None = None) -> tuple[str, InlineKeyboardMarkup | None]:
     """The card's text with `footer`, and the keyboard that goes with that footer (in the card's language unless `t`)."""
     t = t or texts.for_language(card.language)
-    template = card.template(t.lang)
+    text = _compose(card, footer, t, card.template(t.lang), ITEMS_LIMIT)
+    if units(text) > MESSAGE_LIMIT:  # only a long template and a long list together: the built-in line, no items
+        text = _compose(card, footer, t, None, 0)
+    if footer == Footer.HINT:
+        return text, keyboards.cancel(t, card.order_pk)
+    if footer == Footer.CONFIRM:
+        return text, keyboards.confirm(t, card.order_pk)
+    return text, None
+
+
+def _compose(card: StatusCard, footer: Footer, t: Texts, template: str | None, items_limit: int) -> str:
     shown: set[str] = set()
     line = None
     if template is not None:
         line = fill(template, card)
         shown = {name for _, name in cafes.pieces(template) if name is not None}
-    text = t.status_message(
+    return t.status_message(
         card.order_id,
         card.cafe,
         card.status,
         None if "text" in shown else card.text,
         footer,
         line=line,
-        details=details(card, t, shown),
+        details=details(card, t, shown, items_limit),
     )
-    if footer == Footer.HINT:
-        return text, keyboards.cancel(t, card.order_pk)
-    if footer == Footer.CONFIRM:
-        return text, keyboards.confirm(t, card.order_pk)
-    return text, None
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def units(markup: str) -> int:
+    """The length Telegram measures (UTF-16 code units of the text without its markup) of our own markup."""
+    return len(unescape(_TAG.sub("", markup)).encode("utf-16-le")) // 2
 
 
 def draw_note(card: StatusCard, t: Texts | None = None) -> str:
@@ -85,13 +103,32 @@ def fill(template: str, card: StatusCard) -> str:
         "pickup_code": escape(card.details.pickup_code or MISSING),
         "text": escape(card.text or ""),
     }
-    return "".join(escape(literal) + (values.get(name, "") if name else "") for literal, name in cafes.pieces(template))
+    out: list[str] = []
+    used = 0
+    for literal, name in cafes.pieces(template):
+        for piece in (escape(literal), values.get(name, "") if name else ""):
+            size = units(piece)
+            if used + size > LINE_LIMIT:  # {text} ten times over: the line stops here
+                return "".join(out) + "…"
+            out.append(piece)
+            used += size
+    return "".join(out)
 
 
-def details(card: StatusCard, t: Texts, shown: set[str]) -> list[str]:
-    """The order's details as lines of markup, leaving out what the cafe's template already shows."""
+def details(card: StatusCard, t: Texts, shown: set[str], items_limit: int = ITEMS_LIMIT) -> list[str]:
+    """The order's details as lines of markup, leaving out what the cafe's template already shows; the items
+    while they fit in `items_limit` UTF-16 units, then how many more."""
     d = card.details
-    lines = [t.item_line.format(name=escape(i.name), qty=i.qty) for i in d.items or ()]
+    items = d.items or ()
+    lines: list[str] = []
+    used = 0
+    for n, i in enumerate(items):
+        line = t.item_line.format(name=escape(i.name), qty=i.qty)
+        used += units(line) + 1
+        if used > items_limit:
+            lines.append(f"… +{len(items) - n}")
+            break
+        lines.append(line)
     if d.total is not None:
         lines.append(t.total_line.format(total=escape(d.total)))
     if d.eta is not None and "eta" not in shown:

@@ -343,3 +343,18 @@ def test_a_text_without_a_status_is_drawn_under_the_orders_title_without_a_butto
         rendered = renderers.render(job)
     assert rendered.markup is None and rendered.supersedes is False
     assert parse_html(rendered.text)[0] == "Order A-1 · Кофейня «Зерно» & Co\nYour <order> is in the queue"
+
+
+@pytest.mark.parametrize("template", ["{text}" * 166, "🍩" * 1000])
+def test_the_longest_card_the_api_allows_still_fits_in_a_telegram_message(api, app, template):
+    """A template of {text} over and over (or a long one beside the text), 50 long items and a 1000-character
+    text: below 4096 UTF-16 units."""
+    put(api, name="🍩" * 100, texts={"en": {"ready": template}})
+    link(api)
+    set_language(app, 1001, "en")
+    items = [{"name": "ж" * 100, "qty": 10000}] * 50  # within the body limit (MAX_BODY_BYTES)
+    sent = push(api, "ready", order_id="😀" * 128, text="😀" * 1000, items=items, total="9" * 32, pickup_code="K" * 16)
+    assert sent.status_code == 202, sent.get_json()
+    ((plain, _),) = drawn(app)
+    assert len(plain.encode("utf-16-le")) // 2 <= 4096
+    assert plain.count("ж" * 100) < 50  # the rest of the items is counted, or (beside a long line) left out
