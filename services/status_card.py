@@ -48,7 +48,6 @@ class StatusCard:
     templates: tuple[tuple[str, str], ...] = ()
     timezone: str | None = None
     details: Details = Details()  # items, total, ETA and pickup code, as the order holds them now
-    note: bool = False  # a text about the order without a status (kind order_note), not a status card
 
     def template(self, language: str) -> str | None:
         """The cafe's template for this card's status in `language` (a catalog's language), if it has one."""
@@ -116,14 +115,14 @@ def claimed(row: Any, order: Row[Any] | None, language: str | None) -> StatusCar
     `orders_of_claim`'s row of its order."""
     if order is None or row.kind not in (OutboxKind.STATUS, OutboxKind.ORDER_NOTE):
         return None
-    note = row.kind == OutboxKind.ORDER_NOTE
+    note = row.kind == OutboxKind.ORDER_NOTE  # a text about the order: never the order's newest status card
     return StatusCard(
         row_id=row.id, bot=row.bot, chat_id=row.chat_id, message_id=None, has_button=False, order_pk=order.id,
         order_id=order.order_id, horeca_id=order.horeca_id, cafe=_cafe(order.horeca_id, order.horeca_name),
         owner=order.telegram_user_id,
         status=row.status, text=row.text, language=language, cancellable=_cancellable(order.cancellable, order.status),
         cancel_requested=order.cancel_requested_at is not None,
-        newest=not note and (order.newest is None or order.newest <= row.id), note=note, **_extras(order, row.status),
+        newest=not note and (order.newest is None or order.newest <= row.id), **_extras(order, row.status),
     )  # fmt: skip
 
 
