@@ -74,6 +74,7 @@ class OutboxKind(StrEnum):
     MESSAGE = "message"  # a staff member's message to a customer (customer bot)
     STAFF_NOTICE = "staff_notice"  # a customer's message, a delivery summary, a removal (staff bot)
     GROUP_MESSAGE = "group_message"  # a dialog message in the customer's topic of the cafe's staff group (staff bot)
+    ORDER_NOTE = "order_note"  # the backend's text about an order, without a status (customer bot)
 
 
 class BotName(StrEnum):
@@ -192,12 +193,17 @@ class Order(Model):
     order_id: Mapped[str] = mapped_column(String(128))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str | None] = mapped_column(String(16))  # None until the first status (only messages so far)
     # Once the order has reached ready (or a final status) it never becomes cancellable again.
     cancellable: Mapped[bool] = mapped_column(Boolean, default=True)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # What the card shows besides the status (issue 11), as the backend last sent each: None until it does.
+    items: Mapped[str | None] = mapped_column(Text)  # JSON [{"name", "qty"}]
+    total: Mapped[str | None] = mapped_column(String(32))  # shown as given
+    eta: Mapped[datetime | None] = mapped_column(DateTime)
+    pickup_code: Mapped[str | None] = mapped_column(String(16))
 
 
 class OutboxMessage(Model):
@@ -286,6 +292,11 @@ class Horeca(Model):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the backend's horeca_id
     name: Mapped[str | None] = mapped_column(String(128))  # shown to customers; the id when unset
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The profile (issue 11, PUT /horeca/<id>): an IANA timezone (None: UTC), contact and status texts as JSON.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    contact: Mapped[str | None] = mapped_column(Text)  # JSON {"phone", "address", "url"}
+    texts: Mapped[str | None] = mapped_column(Text)  # JSON {"<language>": {"<status>": "<template>"}}
+    profile_updated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class StaffMember(Model):

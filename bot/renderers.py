@@ -11,6 +11,7 @@ from services.delivery import Job
 RENDERERS: dict[tuple[str, str], Renderer] = {
     (BotName.CUSTOMER, OutboxKind.STATUS): rendering.render_status,
     (BotName.CUSTOMER, OutboxKind.MESSAGE): rendering.render_customer_message,
+    (BotName.CUSTOMER, OutboxKind.ORDER_NOTE): rendering.render_order_note,
     (BotName.HORECA, OutboxKind.STAFF_NOTICE): notices.render_notice,
     (BotName.HORECA, OutboxKind.GROUP_MESSAGE): topics.render_group_message,
 }

@@ -29,3 +29,10 @@ def render_customer_message(job: Job) -> Rendered:
     t = texts.for_language(job.language or payload.get("lang"))
     horeca = payload.get("horeca") or payload.get("horeca_id")
     return Rendered(t.staff_message(str(horeca) if horeca else None, job.text or ""))
+
+
+def render_order_note(job: Job) -> Rendered:
+    """The backend's text about an order, without a status: no button, and older cards keep theirs."""
+    if job.card is None:
+        raise ValueError(f"order note {job.id} has no order")  # every note row has one; without, the row fails
+    return Rendered(cards.draw_note(job.card))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from html import escape
 
+from services import cafes
 from services.customer_chat import OrderLine
 
 PARSE_MODE = "HTML"
@@ -59,18 +60,33 @@ class Texts:
     message_relayed: str  # {horeca}
     which_horeca: str
     message_too_long: str
+    # The order card's details (issue 11); the values come escaped (the ETA as a date_time entity).
+    item_line: str  # {name} {qty}
+    total_line: str  # {total}
+    eta_line: str  # {eta}
+    pickup_line: str  # {pickup_code}
 
     def status(self, status: str | None) -> str:
         """A status as a person reads it (unknown ones as sent, escaped)."""
         return self.statuses.get(status or "", escape(status or ""))
 
     def status_message(
-        self, order_id: str, cafe: str, status: str | None, note: str | None = None, footer: Footer = Footer.NONE
+        self,
+        order_id: str,
+        cafe: str,
+        status: str | None,
+        note: str | None = None,
+        footer: Footer = Footer.NONE,
+        line: str | None = None,
+        details: list[str] | None = None,
     ) -> str:
-        """The message of one status update: title, status, the backend's text, and an optional footer."""
-        parts = [self.order_title.format(order_id=escape(order_id), cafe=escape(cafe)), self.status(status)]
+        """The message of one status update: title, status (or the cafe's own `line`, already markup), the
+        backend's text, the order's `details` lines (already markup), and an optional footer."""
+        title = self.order_title.format(order_id=escape(order_id), cafe=escape(cafe))
+        parts = [title, self.status(status) if line is None else line]
         if note:
             parts.append(escape(note))
+        parts.extend(details or [])
         text = "\n".join(parts)
         if footer == Footer.HINT:
             text += "\n\n" + self.cancel_hint
@@ -87,7 +103,7 @@ class Texts:
         rows = [self.active_orders]
         for line in lines:
             row = self.order_line.format(
-                order_id=escape(line.order_id), horeca_id=escape(line.horeca_id), status=self.status(line.status)
+                order_id=escape(line.order_id), horeca_id=escape(line.cafe or line.horeca_id), status=self.status(line.status)
             )
             if line.cancel_requested:
                 row += self.order_line_cancel_requested
@@ -149,6 +165,10 @@ RU = Texts(
     message_relayed="✉️ Передано в {horeca}.",
     which_horeca="В какое заведение отправить это сообщение?",
     message_too_long="Слишком длинное сообщение: не больше 4000 символов.",
+    item_line="• {name} × {qty}",
+    total_line="Итого: <b>{total}</b>",
+    eta_line="⏱ Будет готов к {eta}",
+    pickup_line="🔑 Код выдачи: <b>{pickup_code}</b>",
 )
 
 EN = Texts(
@@ -195,12 +215,17 @@ EN = Texts(
     message_relayed="✉️ Sent to {horeca}.",
     which_horeca="Which cafe is this message for?",
     message_too_long="This message is too long: at most 4000 characters.",
+    item_line="• {name} × {qty}",
+    total_line="Total: <b>{total}</b>",
+    eta_line="⏱ Ready by {eta}",
+    pickup_line="🔑 Pickup code: <b>{pickup_code}</b>",
 )
 
 DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for
 # Every language the bot speaks, by the two-letter prefix of Telegram's language_code. A new language is one more
 # catalog above and one more entry here: the command menus and the language lookup follow this table.
 CATALOGS: dict[str, Texts] = {"ru": RU, "en": EN}
+assert tuple(CATALOGS) == cafes.LANGUAGES  # a cafe writes its status texts in the languages the bot speaks
 
 
 def for_language(language_code: str | None) -> Texts:

@@ -134,6 +134,32 @@ def last_error(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+# The sandbox's cafe: a profile (issue 11) so the chat shows a name, the cafe's own words and a pickup code.
+SANDBOX_CAFE_ID = "cafe-1"
+SANDBOX_CAFE = {
+    "name": "Bean There",
+    "timezone": "Europe/Moscow",
+    "contact": {"phone": "+7 495 000-00-00", "address": "Tverskaya 1, Moscow", "url": "https://example.com/bean-there"},
+    "texts": {
+        "ru": {"ready": "☕ {cafe}: заказ {order_id} готов! Код выдачи {pickup_code}"},
+        "en": {"ready": "☕ {cafe}: order {order_id} is ready! Pickup code {pickup_code}"},
+    },
+}
+
+
+def seed_cafe(web_url: str, token: str) -> str | None:
+    """Give the sandbox's cafe its profile unless it has one (a kept database keeps yours); its name, or None."""
+    url = f"{web_url}/horeca/{SANDBOX_CAFE_ID}"
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        found = requests.get(url, headers=headers, timeout=5)
+        if found.status_code == 404:
+            found = requests.put(url, headers=headers, json=SANDBOX_CAFE, timeout=5)
+        return str(found.json()["name"]) if found.status_code == 200 else None
+    except (requests.RequestException, ValueError, KeyError):
+        return None
+
+
 def port_is_free(port: int) -> bool:
     """True when nothing listens on 127.0.0.1:`port` (so what answers there later is ours)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -224,10 +250,13 @@ def run(launcher: Launcher, env: dict[str, str]) -> int:
         return 130
 
     if sandbox:
+        cafe = seed_cafe(web_url, env["API_TOKEN"])
+        named = f"  Cafe:         {SANDBOX_CAFE_ID} is “{cafe}” (GET /horeca/{SANDBOX_CAFE_ID})\n" if cafe else ""
         print(
             "\n"
             "  Sandbox is running (no real Telegram involved).\n"
             f"  API:          {web_url}   (API token: {env['API_TOKEN']} — for development only)\n"
+            f"{named}"
             f"  Telegram:     http://127.0.0.1:{emulator_port}/   (open in a browser: the customer's chat)\n"
             f"  Try:          curl -s -X POST -H 'Authorization: Bearer {env['API_TOKEN']}' {web_url}/verification-codes\n"
             "  Stop:         Ctrl-C\n",

@@ -48,7 +48,7 @@ class Conversation:
 @dataclass(frozen=True)
 class OrderBrief:
     order_id: str
-    status: str
+    status: str | None  # None: only texts so far
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from database import reading, transaction
-from services import customers, orders
+from services import cafes, customers, orders
 
 
 @dataclass(frozen=True)
@@ -14,8 +14,9 @@ class OrderLine:
 
     order_id: str
     horeca_id: str
-    status: str
+    status: str | None
     cancel_requested: bool
+    cafe: str = ""  # the cafe's name (its id when it has none)
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,11 @@ class Greeting:
 
 
 def _lines(telegram_user_id: int) -> list[OrderLine]:
+    active = orders.active_orders(telegram_user_id)
+    names = cafes.names(o.horeca_id for o in active)
     return [
-        OrderLine(o.order_id, o.horeca_id, o.status, o.cancel_requested_at is not None)
-        for o in orders.active_orders(telegram_user_id)
+        OrderLine(o.order_id, o.horeca_id, o.status, o.cancel_requested_at is not None, names.get(o.horeca_id, o.horeca_id))
+        for o in active
     ]
 
 

@@ -147,6 +147,10 @@ def proven_by_delivery(conn: Connection, chat_ids: Collection[int]) -> None:
     )
 
 
+# The backend's messages about an order (a status, a text without one) wait for a customer who never started the bot.
+WAITING_KINDS = (OutboxKind.STATUS, OutboxKind.ORDER_NOTE)
+
+
 def waiting_statuses(bot: str, chat_id: int) -> None:
     """Every pending status to this chat waits for the user to start the bot (session, caller commits)."""
     db.session.execute(
@@ -155,7 +159,7 @@ def waiting_statuses(bot: str, chat_id: int) -> None:
             OutboxMessage.bot == bot,
             OutboxMessage.chat_id == chat_id,
             OutboxMessage.state == OutboxState.PENDING,
-            OutboxMessage.kind == OutboxKind.STATUS,
+            OutboxMessage.kind.in_(WAITING_KINDS),
         )
         .values(state=OutboxState.BLOCKED, last_error=WAITING_ERROR)
     )

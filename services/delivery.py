@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Row, Select, and_, bindparam, func, or_, sele
 from sqlalchemy.orm import aliased
 
 from database import transaction
-from models import BotName, Customer, OutboxKind, OutboxMessage, OutboxState, db, utcnow
+from models import BotName, Customer, OutboxMessage, OutboxState, db, utcnow
 from services import customers, status_card
 from services.claims import claimable, stale_before
 from services.status_card import StatusCard
@@ -297,7 +297,7 @@ def record_chat_not_found(row_id: int, worker: str, kind: str, chat_id: int, err
                 row.claimed_at = row.claimed_by = None
                 return
         if row is not None:
-            waits = kind == OutboxKind.STATUS
+            waits = kind in customers.WAITING_KINDS
             row.state = OutboxState.BLOCKED if waits else OutboxState.FAILED
             row.last_error = customers.WAITING_ERROR if waits else _clip(f"{NOT_STARTED_ERROR}: {error}")
             row.claimed_at = None

@@ -45,7 +45,7 @@ class Recorded:
     update_id: int
     order_id: str
     horeca_id: str
-    status: str
+    status: str | None  # None for a text about the order without a status
     delivery: str
     duplicate: bool
 

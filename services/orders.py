@@ -19,6 +19,7 @@ from database import reading, transaction
 from models import BotName, Customer, Order, OutboxKind, OutboxMessage, OutboxState, db, utcnow
 from services import events, orders_pg
 from services.errors import Conflict, NotFound
+from services.order_details import Details, Item, of_row
 from services.order_status import (
     ACTIVE_STATUSES,
     BLOCKED_ERROR,
@@ -42,16 +43,25 @@ __all__ = [
     "Status",
     "active_orders",
     "order_view",
+    "record_note",
     "record_status",
     "request_cancel",
     "status_key",
 ]
 
 
-def record_status(user_id: int, horeca_id: str, order_id: str, status: str, text: str | None = None) -> Recorded:
-    """Store a status change and queue its message for the bot; the same status twice queues nothing."""
+def record_status(
+    user_id: int, horeca_id: str, order_id: str, status: str, text: str | None = None, details: Details | None = None
+) -> Recorded:
+    """Store a status change and queue its message for the bot; the same status twice queues nothing.
+
+    `details` (items, total, ETA, pickup code) are stored on the order even when the status is a repeat.
+    """
     engine = db.engine
-    if engine.dialect.name == "postgresql":
+    if details is not None and not details.given():
+        details = None
+    # The one statement covers the common case, a status alone; details take the general path.
+    if engine.dialect.name == "postgresql" and details is None:
         # A request racing with another for the same order (the backend retrying, or sending the next status
         # before the first was answered) writes nothing and learns nothing the first time: it waited for the
         # other one to commit, which its snapshot predates. Run again, it sees what the other one did.
@@ -62,7 +72,7 @@ def record_status(user_id: int, horeca_id: str, order_id: str, status: str, text
     for attempt in range(3):
         try:
             with transaction():
-                return _record_status(user_id, horeca_id, order_id, status, text)
+                return _record_status(user_id, horeca_id, order_id, status, text, details)
         except IntegrityError:
             # Another request created the same order or update at the same moment: read theirs.
             if attempt == 2:
@@ -70,7 +80,9 @@ def record_status(user_id: int, horeca_id: str, order_id: str, status: str, text
     raise AssertionError("unreachable")
 
 
-def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, text: str | None) -> Recorded:
+def _record_status(
+    user_id: int, horeca_id: str, order_id: str, status: str, text: str | None, details: Details | None = None
+) -> Recorded:
     """The general path, inside the session's transaction (the caller's `transaction()` commits it)."""
     # Core statements rather than ORM objects: this is the API's hottest write, and the unit of work
     # (identity map, flush, expiry) cost more CPU than the SQL itself.
@@ -84,6 +96,8 @@ def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, tex
         if order.telegram_user_id != user_id:
             raise Conflict("this order belongs to another user", "order_user_mismatch")
         order_pk = order.id
+        if details is not None:
+            _store_details(conn, order_pk, details)
         existing = conn.execute(_DUPLICATE, {"dedup_key": status_key(order_pk, status)}).first()
         if existing is not None:
             return Recorded(existing.id, order_id, horeca_id, status, existing.state, duplicate=True)
@@ -99,6 +113,8 @@ def _record_status(user_id: int, horeca_id: str, order_id: str, status: str, tex
                 "status": status, "cancellable": next_cancellable(True, status), "now": now,
             },
         ).scalar_one()  # fmt: skip
+        if details is not None:
+            _store_details(conn, order_pk, details)
     state = OutboxState.BLOCKED if customer.is_blocked else OutboxState.PENDING
     update_id = conn.execute(
         _INSERT_UPDATE,
@@ -171,7 +187,7 @@ class UpdateView:
     """One status update of an order and how its delivery went."""
 
     update_id: int
-    status: str | None
+    status: str | None  # None for a text without a status
     delivery: str
     created_at: datetime
     sent_at: datetime | None
@@ -185,13 +201,17 @@ class OrderView:
     order_id: str
     horeca_id: str
     user_id: int
-    status: str
+    status: str | None  # None until the first status (only texts so far)
     cancellable: bool
     cancel_requested: bool
     cancel_requested_at: datetime | None
     created_at: datetime
     updated_at: datetime
     updates: list[UpdateView]
+    items: tuple[Item, ...] | None = None
+    total: str | None = None
+    eta: datetime | None = None
+    pickup_code: str | None = None
 
 
 def order_view(horeca_id: str, order_id: str) -> OrderView:
@@ -202,15 +222,16 @@ def order_view(horeca_id: str, order_id: str) -> OrderView:
             raise NotFound("no such order", "order_not_found")
         updates = session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.order_pk == order.id, OutboxMessage.kind == OutboxKind.STATUS)
+            .where(OutboxMessage.order_pk == order.id, OutboxMessage.kind.in_([OutboxKind.STATUS, OutboxKind.ORDER_NOTE]))
             .order_by(OutboxMessage.id)
         ).all()
+        details = of_row(order)
         return OrderView(
             order_id=order.order_id,
             horeca_id=order.horeca_id,
             user_id=order.telegram_user_id,
             status=order.status,
-            cancellable=order.cancellable and order.cancel_requested_at is None,
+            cancellable=order.cancellable and order.status in CANCELLABLE_STATUSES and order.cancel_requested_at is None,
             cancel_requested=order.cancel_requested_at is not None,
             cancel_requested_at=order.cancel_requested_at,
             created_at=order.created_at,
@@ -227,6 +248,10 @@ def order_view(horeca_id: str, order_id: str) -> OrderView:
                 )
                 for u in updates
             ],
+            items=details.items,
+            total=details.total,
+            eta=details.eta,
+            pickup_code=details.pickup_code,
         )
 
 
@@ -273,3 +298,89 @@ def request_cancel(telegram_user_id: int, order_pk: int) -> CancelOutcome:
         ids = {"order_id": order.order_id, "horeca_id": order.horeca_id}
         events.emit("order.cancel_requested", {**ids, "user_id": telegram_user_id})
         return CancelOutcome(CancelResult.REQUESTED, order.order_id, order.horeca_id)
+
+
+# --- The backend's text about an order, without a status (issue 11: the seed's body) ---------------------
+
+NOTE_KEY = "note:{order_pk}:{message_id}"  # the dedup key of a text sent with a message_id
+
+
+def record_note(
+    user_id: int, horeca_id: str, order_id: str, text: str, message_id: str | None = None, details: Details | None = None
+) -> Recorded:
+    """Queue a text about the order for the customer, leaving its status as it is; an unknown order is created
+    without a status. The same `message_id` again queues nothing (the first one's update_id, `duplicate`)."""
+    for attempt in range(3):
+        try:
+            with transaction():
+                return _record_note(user_id, horeca_id, order_id, text, message_id, details)
+        except IntegrityError:
+            # Another request created the same order or note at the same moment: read theirs.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_note(
+    user_id: int, horeca_id: str, order_id: str, text: str, message_id: str | None, details: Details | None
+) -> Recorded:
+    conn = db.session.connection()
+    customer = conn.execute(_CUSTOMER, {"user_id": user_id}).first()
+    if customer is None or customer.linked_at is None:
+        raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
+    order = conn.execute(_ORDER_FOR_UPDATE, {"horeca_id": horeca_id, "order_id": order_id}).first()
+    now = utcnow()
+    if order is not None:
+        if order.telegram_user_id != user_id:
+            raise Conflict("this order belongs to another user", "order_user_mismatch")
+        order_pk = order.id
+    else:
+        # No status yet: not cancellable until one arrives (the card and the cancel both ask the status).
+        order_pk = conn.execute(
+            _INSERT_ORDER,
+            {
+                "horeca_id": horeca_id, "order_id": order_id, "customer_id": customer.id, "telegram_user_id": user_id,
+                "status": None, "cancellable": True, "now": now,
+            },
+        ).scalar_one()  # fmt: skip
+    if details is not None and details.given():
+        _store_details(conn, order_pk, details)
+    key = NOTE_KEY.format(order_pk=order_pk, message_id=message_id) if message_id is not None else None
+    if key is not None:
+        existing = conn.execute(_DUPLICATE, {"dedup_key": key}).first()
+        if existing is not None:
+            return Recorded(existing.id, order_id, horeca_id, None, existing.state, duplicate=True)
+    state = OutboxState.BLOCKED if customer.is_blocked else OutboxState.PENDING
+    update_id = conn.execute(
+        _INSERT_NOTE,
+        {
+            "chat_id": customer.chat_id, "order_pk": order_pk, "text": text, "dedup_key": key, "state": state,
+            "now": now, "last_error": BLOCKED_ERROR if customer.is_blocked else None,
+        },
+    ).scalar_one()  # fmt: skip
+    return Recorded(update_id, order_id, horeca_id, None, state, duplicate=False)
+
+
+def _store_details(conn: typing.Any, order_pk: int, details: Details) -> None:
+    """Set the details given on the order (inside the caller's transaction)."""
+    conn.execute(update(_orders).where(_orders.c.id == order_pk).values(**details.columns()))
+
+
+_INSERT_NOTE = (
+    insert(_outbox)
+    .values(
+        kind=OutboxKind.ORDER_NOTE,
+        bot=BotName.CUSTOMER,
+        chat_id=bindparam("chat_id"),
+        order_pk=bindparam("order_pk"),
+        text=bindparam("text"),
+        dedup_key=bindparam("dedup_key"),
+        state=bindparam("state"),
+        attempts=0,
+        created_at=bindparam("now"),
+        next_attempt_at=bindparam("now"),
+        last_error=bindparam("last_error"),
+        has_button=False,
+    )
+    .returning(_outbox.c.id)
+)

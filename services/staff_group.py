@@ -256,7 +256,7 @@ def _header(horeca_id: str, customer: Customer) -> Header:
         )
         .order_by(Order.created_at, Order.id)
     ).tuples()
-    return Header(customer.display_name, customer.username, [(o, s) for o, s in orders])
+    return Header(customer.display_name, customer.username, [(o, s) for o, s in orders if s is not None])
 
 
 def topic_name(customer: Customer) -> str:

@@ -19,6 +19,8 @@ from sqlalchemy.orm import aliased
 
 from database import read_only, reading
 from models import Customer, Horeca, Order, OutboxKind, OutboxMessage, OutboxState, db
+from services import cafes
+from services.order_details import Details, of_row
 from services.orders import CANCELLABLE_STATUSES
 
 
@@ -42,6 +44,14 @@ class StatusCard:
     cancellable: bool  # the order's status still allows a cancel, and it never stopped being cancellable
     cancel_requested: bool
     newest: bool  # no newer status of the order replaces this one (being sent: none queued; sent: none sent)
+    # The cafe's own words for this card's status, by language (its profile's texts), and its timezone.
+    templates: tuple[tuple[str, str], ...] = ()
+    timezone: str | None = None
+    details: Details = Details()  # items, total, ETA and pickup code, as the order holds them now
+
+    def template(self, language: str) -> str | None:
+        """The cafe's template for this card's status in `language` (a catalog's language), if it has one."""
+        return next((t for lang, t in self.templates if lang == language), None)
 
     @property
     def open(self) -> bool:
@@ -63,12 +73,28 @@ def _cancellable(cancellable: bool, order_status: str | None) -> bool:
     return bool(cancellable) and order_status in CANCELLABLE_STATUSES
 
 
+def _templates(texts: str | None, status: str | None) -> tuple[tuple[str, str], ...]:
+    """The cafe's templates for one status, by language, from its stored texts."""
+    if not texts or status is None:
+        return ()
+    return tuple((lang, by_status[status]) for lang, by_status in cafes.templates(texts).items() if status in by_status)
+
+
+def _extras(r: Any, status: str | None) -> dict[str, Any]:
+    """The card's fields from the cafe's profile and the order's details (a query row with both)."""
+    return {"templates": _templates(r.horeca_texts, status), "timezone": r.horeca_timezone, "details": of_row(r)}
+
+
+_PROFILE = (Horeca.texts.label("horeca_texts"), Horeca.timezone.label("horeca_timezone"))
+_DETAILS = (Order.items, Order.total, Order.eta, Order.pickup_code)
+
+
 # --- cards of rows being claimed: one query for the orders of a whole batch -----------------------------
 
 _NEWER = aliased(OutboxMessage, name="newer")
 _ORDERS_OF_CLAIM = select(
     Order.id, Order.order_id, Order.horeca_id, Order.telegram_user_id, Order.status, Order.cancellable,
-    Order.cancel_requested_at, Horeca.name.label("horeca_name"),
+    Order.cancel_requested_at, Horeca.name.label("horeca_name"), *_PROFILE, *_DETAILS,
     select(func.max(_NEWER.id))
     .where(_NEWER.order_pk == Order.id, _NEWER.kind == OutboxKind.STATUS)
     .scalar_subquery()
@@ -85,15 +111,18 @@ def orders_of_claim(conn: Connection, order_pks: Iterable[int]) -> Mapping[int, 
 
 
 def claimed(row: Any, order: Row[Any] | None, language: str | None) -> StatusCard | None:
-    """The card of a claimed outbox row (None unless it is a status row), from `orders_of_claim`'s row of its order."""
-    if order is None or row.kind != OutboxKind.STATUS:
+    """The card of a claimed outbox row (None unless it is a status row or a text about an order), from
+    `orders_of_claim`'s row of its order."""
+    if order is None or row.kind not in (OutboxKind.STATUS, OutboxKind.ORDER_NOTE):
         return None
+    note = row.kind == OutboxKind.ORDER_NOTE  # a text about the order: never the order's newest status card
     return StatusCard(
         row_id=row.id, bot=row.bot, chat_id=row.chat_id, message_id=None, has_button=False, order_pk=order.id,
         order_id=order.order_id, horeca_id=order.horeca_id, cafe=_cafe(order.horeca_id, order.horeca_name),
         owner=order.telegram_user_id,
         status=row.status, text=row.text, language=language, cancellable=_cancellable(order.cancellable, order.status),
-        cancel_requested=order.cancel_requested_at is not None, newest=order.newest is None or order.newest <= row.id,
+        cancel_requested=order.cancel_requested_at is not None,
+        newest=not note and (order.newest is None or order.newest <= row.id), **_extras(order, row.status),
     )  # fmt: skip
 
 
@@ -115,7 +144,7 @@ def _build_sent_cards() -> tuple[Any, Any]:
             o.id, o.bot, o.chat_id, o.telegram_message_id, o.has_button, o.status, o.text,
             Order.id.label("order_pk"), Order.order_id, Order.horeca_id, Order.telegram_user_id,
             Order.status.label("order_status"), Order.cancellable, Order.cancel_requested_at, Customer.language_code,
-            newer_sent.label("newer_sent"), Horeca.name.label("horeca_name"),
+            newer_sent.label("newer_sent"), Horeca.name.label("horeca_name"), *_PROFILE, *_DETAILS,
         )
         .join(Order, Order.id == o.order_pk)
         .outerjoin(Customer, Customer.id == Order.customer_id)
@@ -143,7 +172,7 @@ def _sent(r: Row[Any]) -> StatusCard:
         order_pk=r.order_pk, order_id=r.order_id, horeca_id=r.horeca_id, cafe=_cafe(r.horeca_id, r.horeca_name),
         owner=r.telegram_user_id,
         status=r.status, text=r.text, language=r.language_code, cancellable=_cancellable(r.cancellable, r.order_status),
-        cancel_requested=r.cancel_requested_at is not None, newest=not r.newer_sent,
+        cancel_requested=r.cancel_requested_at is not None, newest=not r.newer_sent, **_extras(r, r.status),
     )  # fmt: skip
 
 

@@ -499,3 +499,20 @@ def test_tokens_are_masked_in_error_texts_and_log_records(caplog):
             logging.getLogger("bot.test").exception("failed")
     assert "S" * 40 not in caplog.text
     assert "bot777000111:***/getMe" in caplog.text and "boom 777000111:***" in caplog.text
+
+
+def test_a_text_about_an_order_waits_like_a_status_for_a_user_who_never_started_the_bot(app, emulator):
+    """The backend's text without a status (issue 11) is not lost on "chat not found": it waits, then goes."""
+    with app.app_context():
+        linking.claim(linking.issue().code, 618)
+        note = orders.record_note(618, "cafe-1", "N-1", "We got your order").update_id
+    run(engine(app, workers=1))
+    assert (rows(app)[note].state, rows(app)[note].last_error) == ("blocked", customers.WAITING_ERROR)
+    emulator.create_user(618, "Anna", language_code="en")
+    with app.app_context():
+        assert customer_chat.greet(618, 618, customers.Profile(language_code="en")).linked
+    run(engine(app, workers=1), ticks=2)
+    assert rows(app)[note].state == "sent"
+    (sent,) = emulator.messages(BOT, 618)
+    assert sent["plain_text"] == "Order N-1 · cafe-1\nWe got your order"
+    assert not EmulatorClient.buttons(sent)

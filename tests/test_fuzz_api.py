@@ -80,7 +80,7 @@ statuses: Counter[tuple[str, str, int]] = Counter()  # (backend, operation, stat
 
 def seed(app) -> None:
     """A linked user with an order, a blocked user with one, a pending and a claimed code, a live bot."""
-    from services import customers, heartbeat, linking, orders
+    from services import cafes, customers, heartbeat, linking, orders
 
     with app.app_context():
         heartbeat.beat("customer", started=True)
@@ -93,6 +93,7 @@ def seed(app) -> None:
         linking.claim(CLAIMED_CODE, LINKED)
         orders.record_status(LINKED, "cafe-1", "A-1", "created")
         orders.record_status(BLOCKED, "cafe-1", "A-2", "ready")
+        cafes.put_profile("cafe-1", "Cafe One", "Europe/Moscow", None, {"en": {"ready": "{order_id} is ready"}})
 
 
 @pytest.fixture
@@ -119,6 +120,8 @@ SEEDED = {
     "POST /provide_message_to_user/",
     "GET /orders/{horeca_id}/{order_id}",
     "GET /healthz",
+    "PUT /horeca/{horeca_id}",
+    "GET /horeca/{horeca_id}",
 }
 
 

@@ -670,3 +670,17 @@ def test_summaries_agree_with_their_counts():
     three_failed = {"type": "delivery_summary", "total": 3, "sent": 0, "failed": 3, "failed_names": ["A", "B", "C"]}
     assert render_notice(notice_job({**three_failed, "lang": "ru"})).text.endswith("Не удалось доставить 3 гостям: A, B, C.")
     assert render_notice(notice_job({**three_failed, "lang": "en"})).text.endswith("Could not deliver to 3 customers: A, B, C.")
+
+
+# --- the cafe's profile (issue 11) -------------------------------------------------------------------
+
+
+def test_the_name_of_the_cafes_profile_heads_the_cabinet(sb):
+    from services import cafes
+
+    with sb.app.app_context():
+        cafes.put_profile("cafe-1", "Зерно & Co")
+    customer(sb.app, 501, "Anna", order_id="123")
+    replies = sb.say(BARISTA, f"/start {staff_code(sb.app, name=None)}")
+    assert "You are now staff of Зерно & Co" in replies[0]["plain_text"]
+    assert "Зерно & Co — dialogs" in replies[1]["plain_text"]

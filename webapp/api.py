@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, request
 
 from services import customers, linking, orders
 from services.errors import Invalid, NotFound
+from services.order_details import Details, Item
 from webapp import schemas
 from webapp.auth import require_token
 from webapp.bodies import parse, reply
@@ -66,9 +67,17 @@ def enter_key_from_user() -> Response:
 
 @bp.post("/provide_message_to_user")
 def provide_message_to_user() -> Response:
-    """Record an order status change; the bot process delivers it."""
+    """Record an order status change (or, without a status, a text about the order); the bot process delivers it."""
     body = parse(schemas.StatusIn)
-    result = orders.record_status(body.user_id, body.horeca_id, body.order_id, body.status, body.text)
+    details = None
+    if body.items is not None or body.total is not None or body.eta is not None or body.pickup_code is not None:
+        items = tuple(Item(i.name, i.qty) for i in body.items) if body.items is not None else None
+        details = Details(items, body.total, body.eta, body.pickup_code)
+    if body.status is None:
+        assert body.text  # the model requires a status or a text
+        result = orders.record_note(body.user_id, body.horeca_id, body.order_id, body.text, body.message_id, details)
+    else:
+        result = orders.record_status(body.user_id, body.horeca_id, body.order_id, body.status, body.text, details)
     return reply(schemas.RecordedOut, result, 200 if result.duplicate else 202)
 
 

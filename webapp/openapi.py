@@ -93,6 +93,9 @@ def document() -> dict[str, Any]:
         *_validated(schemas.RetryIn),
         *_serialized(schemas.OutboxListOut, schemas.WebhookListOut, schemas.RetryOut),
         *_serialized(schemas.GroupCodeOut),  # the staff group (issue 12)
+        # Cafe profiles (issue 11).
+        *_validated(schemas.HorecaProfileIn),
+        *_serialized(schemas.HorecaProfileOut),
     ]
     _, defs = models_json_schema(models, ref_template=REF)
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -149,12 +152,21 @@ def document() -> dict[str, Any]:
         },
         "/provide_message_to_user/": {
             "post": {
-                "summary": "Record an order status change for the bot to deliver",
+                "summary": "Record an order status change (or send a text about the order) for the bot to deliver",
+                "description": (
+                    "With `status`: a new card (with the order's items, total, ETA and pickup code). With `text` and no"
+                    " `status`: a message about the order that leaves its status as it is (`status` is null in the"
+                    " answer); an order not known yet is created without a status. items, total, eta and pickup_code"
+                    " are stored on the order: one left out keeps its earlier value."
+                ),
                 "security": secured,
                 "requestBody": {**_body("StatusIn"), "required": True},
                 "responses": {
                     "202": _json("RecordedOut", "Queued for delivery"),
-                    "200": _json("RecordedOut", "The same status was recorded before; nothing queued"),
+                    "200": _json(
+                        "RecordedOut",
+                        "The same status (or the same message_id) was recorded before; nothing queued, its update_id",
+                    ),
                     **_errors(400, 401, 404, 409, 413),
                 },
             }
@@ -187,6 +199,7 @@ def document() -> dict[str, Any]:
     }
     paths.update(_staff_paths(secured))
     paths.update(_operations_paths(secured))
+    paths.update(_cafe_paths(secured))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -342,6 +355,33 @@ def _operations_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
             "WebhookListOut",
         ),
         "/admin/webhooks/retry": retry("Queue failed webhook events again: these ids, or all failed ones"),
+    }
+
+
+def _cafe_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """Cafe profiles (issue 11)."""
+    horeca = {
+        "name": "horeca_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\x00]*$"},
+    }
+    return {
+        "/horeca/{horeca_id}": {
+            "put": {
+                "summary": "Store the cafe's profile: name, timezone, contact, its own status texts per language",
+                "security": secured,
+                "parameters": [horeca],
+                "requestBody": {**_body("HorecaProfileIn"), "required": True},
+                "responses": {"200": _json("HorecaProfileOut", "The stored profile"), **_errors(400, 401, 413)},
+            },
+            "get": {
+                "summary": "The cafe's profile (404 horeca_not_found until it has one)",
+                "security": secured,
+                "parameters": [horeca],
+                "responses": {"200": _json("HorecaProfileOut", "The profile"), **_errors(400, 401, 404)},
+            },
+        }
     }
 
 

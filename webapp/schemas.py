@@ -5,9 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
+from services import cafes
 from services.orders import STATUSES
 
 
@@ -46,6 +56,10 @@ Timestamp = Annotated[
     PlainSerializer(_iso, return_type=str),
     Field(description="ISO-8601, UTC", json_schema_extra={"format": "date-time"}),
 ]
+
+
+def _no_default(schema: JsonDict) -> None:
+    schema.pop("default", None)
 
 
 class In(BaseModel):
@@ -89,11 +103,40 @@ class EnterKeyIn(In):
 
 
 class StatusIn(In):
+    # A status, or a text alone (the seed's body: a message about the order that leaves its status as it is).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["status"]},
+                {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+            ]
+        }
+    )
+
     user_id: TelegramId
     order_id: Ident
     horeca_id: Ident
-    status: Status
+    # Absent rather than null: no `default: null` in the schema, which names the statuses.
+    status: Status = Field(None, json_schema_extra=_no_default)  # type: ignore[arg-type]  # None means absent
     text: Annotated[str, Field(strict=True, max_length=1000, pattern=NO_NUL)] | None = None
+    # The order card's details (issue 11): each one absent keeps what the order had.
+    items: Annotated[list[ItemIn], Field(max_length=50)] | None = None
+    total: Annotated[str, Field(strict=True, min_length=1, max_length=32, pattern=NO_NUL)] | None = Field(
+        None, description="Shown as given"
+    )
+    eta: Annotated[AwareDatetime, Field(strict=True), AfterValidator(_utc)] | None = Field(
+        None, description="ISO 8601 with an offset; the customer sees it in their own time"
+    )
+    pickup_code: Annotated[str, Field(strict=True, min_length=1, max_length=16, pattern=NO_NUL)] | None = None
+    message_id: Annotated[str, Field(strict=True, min_length=1, max_length=64, pattern=NO_NUL)] | None = Field(
+        None, description="With a text and no status: the same message_id again is the same message (200, same update_id)"
+    )
+
+    @model_validator(mode="after")
+    def _status_or_text(self) -> StatusIn:
+        if self.status is None and not self.text:
+            raise ValueError("send status, text or both (a text alone is a message about the order)")
+        return self
 
 
 class Out(BaseModel):
@@ -146,13 +189,13 @@ class RecordedOut(Out):
     update_id: int
     order_id: str
     horeca_id: str
-    status: Status
+    status: Status | None = Field(description="null for a text without a status")
     delivery: Literal["pending", "sending", "sent", "failed", "blocked"]
 
 
 class UpdateOut(Out):
     update_id: int
-    status: Status
+    status: Status | None = Field(description="null for a text sent without a status")
     delivery: Literal["pending", "sent", "failed", "blocked"]
     created_at: Timestamp
     sent_at: Timestamp | None
@@ -163,13 +206,17 @@ class OrderOut(Out):
     order_id: str
     horeca_id: str
     user_id: int
-    status: Status
+    status: Status | None = Field(description="null until the first status (only texts so far)")
     cancellable: bool
     cancel_requested: bool
     cancel_requested_at: Timestamp | None
     created_at: Timestamp
     updated_at: Timestamp
     updates: list[UpdateOut]
+    items: list[ItemOut] | None = Field(description="As the backend last sent them; null until it does")
+    total: str | None
+    eta: Timestamp | None
+    pickup_code: str | None
 
 
 # --- health and the admin API (operations) -------------------------------------------------------
@@ -230,10 +277,6 @@ class OutboxQuery(In):
 class WebhookQuery(In):
     state: Literal["all", "failed", "pending", "sent"] = "all"
     limit: Limit = 50
-
-
-def _no_default(schema: JsonDict) -> None:
-    schema.pop("default", None)
 
 
 class RetryIn(In):
@@ -402,3 +445,85 @@ class StaffGroupsOut(Out):
 
 
 HealthOut.model_rebuild()  # its staff_groups field is defined above, after it
+# --- Cafes (issue 11): the profile, the order card's details, the backend's message without a status -----------
+
+
+def _zone_name(value: str) -> str:
+    if value not in cafes.timezones():
+        raise ValueError("not an IANA timezone name (such as Europe/Moscow or UTC)")
+    return value
+
+
+Template = Annotated[
+    str,
+    Field(
+        strict=True,
+        max_length=cafes.MAX_TEMPLATE,
+        description="Plain text; placeholders " + ", ".join("{" + p + "}" for p in cafes.PLACEHOLDERS) + "; {{ and }} for braces",
+        json_schema_extra={"pattern": cafes.TEMPLATE_PATTERN},
+    ),
+    AfterValidator(cafes.check_template),
+]
+Language = Literal["ru", "en"]
+assert get_args(Language) == cafes.LANGUAGES  # the languages the bot has catalogs for
+ZoneName = Annotated[
+    str,
+    Field(strict=True, description="IANA timezone name", json_schema_extra={"enum": sorted(cafes.timezones())}),
+    AfterValidator(_zone_name),
+]
+Short = Annotated[str, Field(strict=True, min_length=1, max_length=300, pattern=NO_NUL)]
+
+
+class ContactIn(In):
+    phone: Annotated[str, Field(strict=True, min_length=1, max_length=32, pattern=NO_NUL)] | None = None
+    address: Short | None = None
+    url: Short | None = None
+
+
+class HorecaProfileIn(In):
+    name: Annotated[str, Field(strict=True, min_length=1, max_length=100, pattern=NO_NUL)] = Field(
+        description="What customers and staff read instead of the horeca id"
+    )
+    timezone: ZoneName = Field(cafes.DEFAULT_TIMEZONE, description="IANA timezone name; default UTC")
+    contact: ContactIn | None = None
+    texts: dict[Language, dict[Status, Template]] = Field(
+        default_factory=dict,
+        description="Per language, per status: the cafe's own line for that status (the built-in one where absent)",
+    )
+
+
+class ContactOut(Out):
+    phone: str | None
+    address: str | None
+    url: str | None
+
+
+class HorecaProfileOut(Out):
+    horeca_id: str
+    name: str
+    timezone: str
+    contact: ContactOut | None
+    texts: dict[str, dict[str, str]]
+    updated_at: Timestamp | None = Field(description="Last PUT; null for a name given only with a staff code")
+
+
+class ItemIn(In):
+    name: Annotated[str, Field(strict=True, min_length=1, max_length=100, pattern=NO_NUL)]
+    qty: Annotated[int, Field(strict=True, ge=1, le=10000), BeforeValidator(_integral_number)]
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware time as the naive UTC the columns hold; refused when it falls outside the years 1 to 9999."""
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+
+
+class ItemOut(Out):
+    name: str
+    qty: int
+
+
+StatusIn.model_rebuild()  # its item type is defined above, after it
+OrderOut.model_rebuild()

@@ -53,7 +53,10 @@ _HTML_TAGS: dict[str, str] = {
     "pre": "pre",
     "blockquote": "blockquote",
     "tg-emoji": "custom_emoji",
+    "tg-time": "date_time",
 }
+# <tg-time format="...">: empty, "r", or any of w, d|D, t|T in that order (Bot API "Date-time entity formatting").
+_DATE_TIME_FORMAT = re.compile(r"r|w?[dD]?[tT]?")
 _TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[^<>]*)?)\s*(/?)>")
 _ATTR_RE = re.compile(r"""([A-Za-z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 _ENTITY_RE = re.compile(r"&(#\d+|#x[0-9A-Fa-f]+|lt|gt|amp|quot);")
@@ -146,6 +149,15 @@ def _add_entity(
         entity["type"] = "expandable_blockquote"
     elif name == "tg-emoji":
         entity["custom_emoji_id"] = attrs.get("emoji-id", "")
+    elif name == "tg-time":
+        unix, fmt = attrs.get("unix", ""), attrs.get("format", "")
+        if not unix.isdigit():
+            raise bad_request("can't parse entities: tg-time needs a unix attribute with the Unix time")
+        if not _DATE_TIME_FORMAT.fullmatch(fmt):
+            raise bad_request(f'can\'t parse entities: invalid date-time format "{fmt}"')
+        entity["unix_time"] = int(unix)
+        if fmt:
+            entity["date_time_format"] = fmt
     elif name == "code" and stack and stack[-1][0] == "pre":
         # <pre><code class="language-x"> is a single pre entity with a language.
         lang = attrs.get("class", "")

@@ -235,6 +235,17 @@ def test_customer_story_in_the_sandbox(sandbox: Sandbox, page):
     expect(bot_messages(page, "Order B-2")).to_have_count(2)
     expect(page.get_by_test_id("inline-button")).to_have_count(0)
     expect(page.get_by_test_id("toast")).to_be_hidden()
+
+    # The sandbox's cafe has a profile (devtools/launch.py): its name, its own words, the ETA in the browser's time.
+    assert sandbox.api.get("/horeca/cafe-1").json()["name"] == "Bean There"
+    ready = {"status": "ready", "pickup_code": "K-42", "eta": "2030-06-01T12:30:00+03:00", "items": [{"name": "Latte", "qty": 2}]}
+    sent = sandbox.api.post("/provide_message_to_user/", {"user_id": ann, "horeca_id": "cafe-1", "order_id": "C-3", **ready})
+    assert sent.status_code == 202, sent.text
+    about_c3 = bot_messages(page, "Order C-3")
+    expect(about_c3).to_contain_text(["Order C-3 · Bean There"])
+    expect(about_c3).to_contain_text(["☕ Bean There: order C-3 is ready! Pickup code K-42"])
+    expect(about_c3).to_contain_text(["• Latte × 2"])
+    expect(about_c3.locator("time")).to_have_attribute("datetime", "2030-06-01T09:30:00.000Z")
     shot = screenshot(page, "sandbox.png")
     page.set_viewport_size({"width": 390, "height": 844})
     expect(bot_messages(page, "Order B-2").last).to_be_in_viewport(ratio=1)  # the chat stays scrolled to the bottom

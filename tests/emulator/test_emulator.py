@@ -656,3 +656,26 @@ def test_stop_answers_pending_long_polls():
         started = time.monotonic()
     thread.join(5)
     assert result["r"] == (200, {"ok": True, "result": []}) and time.monotonic() - started < 2
+
+
+def test_tg_time_becomes_a_date_time_entity(server, emu):
+    """Bot API "Date-time entity formatting": <tg-time unix="…" format="…"> → a date_time entity (issue 11)."""
+    status, body = call(
+        server,
+        CUSTOMER,
+        "sendMessage",
+        chat_id=USER,
+        parse_mode="HTML",
+        text='Ready by <tg-time unix="1906615800" format="t">12:30</tg-time>',
+    )
+    assert status == 200, body
+    message = body["result"]
+    assert message["text"] == "Ready by 12:30"
+    assert message["entities"] == [
+        {"offset": 9, "length": 5, "type": "date_time", "unix_time": 1906615800, "date_time_format": "t"}
+    ]
+    status, body = call(server, CUSTOMER, "sendMessage", chat_id=USER, parse_mode="HTML", text='<tg-time unix="1">x</tg-time>')
+    assert status == 200 and "date_time_format" not in body["result"]["entities"][0]  # no format: the text as sent
+    for text in ('<tg-time unix="1" format="tw">x</tg-time>', '<tg-time format="t">x</tg-time>'):
+        status, body = call(server, CUSTOMER, "sendMessage", chat_id=USER, parse_mode="HTML", text=text)
+        assert status == 400 and "can't parse entities" in body["description"], body

@@ -6,7 +6,7 @@ const POLL_MS = 500;
 const ANSWER_WAIT_MS = 15000; // the emulator's default callback_ttl: after that no answer can come
 const ROLE_STAFF = /staff|horeca/i;
 // Telegram entities rendered as markup: the tags Telegram's HTML parse mode allows; others stay plain text.
-const ENTITY_TAGS = {bold: "b", italic: "i", underline: "u", strikethrough: "s", code: "code", pre: "pre", text_link: "a"};
+const ENTITY_TAGS = {bold: "b", italic: "i", underline: "u", strikethrough: "s", code: "code", pre: "pre", text_link: "a", date_time: "time"};
 const SAFE_URL = /^(https?:|tg:|mailto:)/i;
 // A bot's deep link, pasted or clicked: Telegram opens the bot it names and sends /start <parameter> there.
 const DEEP_LINK = /^(?:https?:\/\/)?(?:t|telegram)\.me\/[A-Za-z][A-Za-z0-9_]{2,63}\/?(?:\?start=[A-Za-z0-9_-]{1,64})?$/;
@@ -74,7 +74,9 @@ function build(parent, text, start, end, entities) {
     const inner = others.filter((o) => o.offset < to);
     const after = others.filter((o) => o.offset >= to);
     const element = entityElement(e);
-    build(element, text, from, to, inner);
+    const when = e.type === "date_time" ? localTime(e) : null;
+    if (when) element.append(when);  // as a Telegram app shows it: in this browser's own time
+    else build(element, text, from, to, inner);
     parent.append(element);
     pos = to;
     // An entity crossing this one's end (not possible from HTML, possible from raw entities) goes on after it.
@@ -102,8 +104,30 @@ function linkElement(url, text) {
   return element;
 }
 
+/** A date_time entity's time in this browser's timezone, per its date_time_format; null: show the text as sent. */
+function localTime(entity) {
+  const format = entity.date_time_format || "";
+  if (!format || typeof entity.unix_time !== "number") return null;
+  const date = new Date(entity.unix_time * 1000);
+  if (format === "r") {
+    const minutes = Math.round((date - Date.now()) / 60000);
+    return new Intl.RelativeTimeFormat(undefined, {numeric: "auto"}).format(minutes, "minute");
+  }
+  const options = {};
+  if (format.includes("w")) options.weekday = "long";
+  if (format.includes("d")) Object.assign(options, {day: "2-digit", month: "2-digit", year: "2-digit"});
+  if (format.includes("D")) Object.assign(options, {day: "numeric", month: "long", year: "numeric"});
+  if (format.includes("t")) Object.assign(options, {hour: "2-digit", minute: "2-digit"});
+  if (format.includes("T")) Object.assign(options, {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+  return date.toLocaleString(undefined, options);
+}
+
 function entityElement(entity) {
   const element = document.createElement(ENTITY_TAGS[entity.type]);
+  if (entity.type === "date_time" && typeof entity.unix_time === "number") {
+    element.dateTime = new Date(entity.unix_time * 1000).toISOString();
+    element.title = "date_time entity: shown in this browser's time";
+  }
   if (entity.type === "text_link") {
     if (entity.url && SAFE_URL.test(entity.url)) {
       element.href = entity.url;
