@@ -12,6 +12,8 @@ RENDERERS: dict[tuple[str, str], Renderer] = {
     (BotName.CUSTOMER, OutboxKind.STATUS): rendering.render_status,
     (BotName.CUSTOMER, OutboxKind.MESSAGE): rendering.render_customer_message,
     (BotName.HORECA, OutboxKind.STAFF_NOTICE): notices.render_notice,
+    (BotName.CUSTOMER, OutboxKind.EDIT): rendering.render_customer_edit,
+    (BotName.HORECA, OutboxKind.EDIT): notices.render_notice_edit,
 }
 
 

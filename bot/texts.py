@@ -59,6 +59,10 @@ class Texts:
     message_relayed: str  # {horeca}
     which_horeca: str
     message_too_long: str
+    # --- media and edits (issue 12) ---
+    media_too_big: str  # a file over the Bot API's 20 MB download limit
+    caption_too_long: str
+    edited: str  # heads the follow-up where Telegram cannot edit a message
 
     def status(self, status: str | None) -> str:
         """A status as a person reads it (unknown ones as sent, escaped)."""
@@ -149,6 +153,9 @@ RU = Texts(
     message_relayed="✉️ Передано в {horeca}.",
     which_horeca="В какое заведение отправить это сообщение?",
     message_too_long="Слишком длинное сообщение: не больше 4000 символов.",
+    media_too_big="Файл больше 20 МБ — бот не может его передать. Пришлите файл поменьше или ссылку на него.",
+    caption_too_long="Слишком длинная подпись: не больше 1024 символов.",
+    edited="✏️ Исправлено:",
 )
 
 EN = Texts(
@@ -195,6 +202,9 @@ EN = Texts(
     message_relayed="✉️ Sent to {horeca}.",
     which_horeca="Which cafe is this message for?",
     message_too_long="This message is too long: at most 4000 characters.",
+    media_too_big="This file is over 20 MB, which a bot cannot pass on. Please send a smaller file or a link to it.",
+    caption_too_long="This caption is too long: at most 1024 characters.",
+    edited="✏️ Edited:",
 )
 
 DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for

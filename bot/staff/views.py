@@ -14,6 +14,7 @@ from services.cabinet import MAX_TEXT, DialogPage
 from services.canned import MAX_REPLIES, Reply
 from services.conversation import OpenedDialog
 from services.errors import Invalid
+from services.media import MAX_CAPTION
 from services.outreach import Sent, Target
 
 MAX_SHOWN_MESSAGE = 300  # characters of one message in an opened dialog
@@ -82,6 +83,10 @@ def explain(t: StaffTexts, error: Invalid) -> str:
         return t.empty_text
     if error.code == "text_too_long":
         return t.too_long.format(limit=MAX_TEXT)
+    if error.code == "caption_too_long":
+        return t.too_long.format(limit=MAX_CAPTION)
+    if error.code == "file_too_big":
+        return t.media_too_big
     if error.code == "too_many_replies":
         return t.too_many_replies.format(n=MAX_REPLIES)
     if error.code == "nothing_selected":
