@@ -49,7 +49,9 @@ def relay_text(message: Message, bot: TeleBot, text: str) -> bool:
     if user is None:  # a channel post: nobody to relay for
         return False
     profile = customers.Profile(user.first_name, user.last_name, user.username, user.language_code)
-    relayed = relay.relay_from_customer(user.id, text, chat_id=message.chat.id, profile=profile, settings=_settings())
+    relayed = relay.relay_from_customer(
+        user.id, text, chat_id=message.chat.id, profile=profile, settings=_settings(), source_message_id=message.message_id
+    )
     return _answer(message, bot, relayed)
 
 

@@ -112,7 +112,11 @@ def on_text(message: Message, bot: TeleBot) -> None:
         return
     try:
         if cab.mode == StaffMode.COMPOSING:
-            screens.send(bot, message.chat.id, views.sent_text(t, outreach.send_to_selected(user.id, text)))
+            screens.send(
+                bot,
+                message.chat.id,
+                views.sent_text(t, outreach.send_to_selected(user.id, text, source_message_id=message.message_id)),
+            )
             return
         if cab.mode == StaffMode.ADDING_REPLY:
             canned.add_reply(user.id, text)

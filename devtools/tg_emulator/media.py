@@ -212,6 +212,8 @@ class MediaMixin:
             d["duration"] = 1
         if kind == "video_note":
             d["length"] = 240
+        if kind in ("video", "animation"):
+            d["width"], d["height"] = 640, 360
         return d
 
     def _get_file(self, bot: Bot, p: dict[str, Any]) -> dict[str, Any]:
