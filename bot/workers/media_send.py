@@ -50,6 +50,7 @@ class MediaSender:
         self.timeout: Any = timeout  # telebot declares int; requests takes a float
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._known: dict[tuple[str, str], str] = {}  # (file_unique_id, bot) → file_id, as services.media keeps it
         self._link_preview = LinkPreviewOptions(is_disabled=True)
 
     def send(self, bot_name: str, bot: TeleBot, chat_id: int, rendered: Rendered) -> int:
@@ -67,6 +68,16 @@ class MediaSender:
         first = self._text(bot, chat_id, rendered.text, rendered.markup)
         self._media(bot_name, bot, chat_id, body.ref, None, None, first.message_id)
         return first.message_id
+
+    def wait_ready(self, bot_name: str, rendered: Rendered) -> None:
+        """Wait while another thread uploads this row's file through the bot (call before taking a send slot:
+        a slot taken and then spent waiting would bunch the sends up past the rate limit)."""
+        body = rendered.body
+        items = body.items if isinstance(body, AlbumBody) else (body.ref,) if isinstance(body, MediaBody) else ()
+        for item in items:
+            if item.is_file and item.source_bot != bot_name and (item.file_unique_id or "", bot_name) not in self._known:
+                with self._lock((item.file_unique_id or "", bot_name)):
+                    pass
 
     # --- text, media, albums -----------------------------------------------------------------------
 
@@ -134,26 +145,37 @@ class MediaSender:
     def _file(self, bot_name: str, ref: MediaRef) -> Iterator[tuple[Any, Any]]:
         """What to send for a file through `bot_name`: its file_id there, or its bytes (then `keep` the new file_id).
 
-        The per-file lock is held until the send returned, so the threads of this process upload a file once."""
+        Only an upload holds the file's lock (until its send returned), so the threads of this process upload a
+        file once and then send by file_id side by side."""
         if ref.source_bot == bot_name and ref.file_id:
             yield ref.file_id, _ignore
             return
-        unique = ref.file_unique_id or ""
-        with self._lock((unique, bot_name)):
-            with self.app.app_context():
-                cached = media.cached_file_id(unique, bot_name)
-            if cached is not None:
-                yield cached, _ignore
-                return
-            data = self._download(ref)
-
-            def keep(messages: list[Message]) -> None:
-                file_id = _file_id(messages[0], ref.kind) if messages else None
-                if file_id:
+        key = (ref.file_unique_id or "", bot_name)
+        known = self._known.get(key)
+        if known is None:
+            lock = self._lock(key)
+            lock.acquire()
+            try:
+                known = self._known.get(key)
+                if known is None:
                     with self.app.app_context():
-                        media.remember_upload(unique, bot_name, file_id)
+                        known = media.cached_file_id(*key)
+                if known is None:
+                    data = self._download(ref)
 
-            yield data, keep
+                    def keep(messages: list[Message]) -> None:
+                        file_id = _file_id(messages[0], ref.kind) if messages else None
+                        if file_id:
+                            with self.app.app_context():
+                                media.remember_upload(key[0], bot_name, file_id)
+                            self._known[key] = file_id
+
+                    yield data, keep
+                    return
+                self._known[key] = known
+            finally:
+                lock.release()
+        yield known, _ignore
 
     def _download(self, ref: MediaRef) -> bytes:
         source = self.bots.get(ref.source_bot or "")

@@ -164,6 +164,8 @@ class Delivery:
             log.exception("outbox row %s (%s/%s) cannot be rendered", job.id, job.bot, job.kind)
             self._fail(job, f"cannot render: {type(exc).__name__}")
             return None
+        if rendered.body is not None:
+            self.media.wait_ready(job.bot, rendered)  # another thread may be uploading its file right now
         if not self._take_slot(limiter, job):
             return None
         try:
