@@ -67,6 +67,12 @@ def _queue_edit(copy: OutboxMessage, text: str, payload_text: bool) -> None:
     )
 
 
+def _is_album(message: DialogMessage) -> bool:
+    """An album is stored as one message: its items' edits are not passed on (docs/staff.md says so)."""
+    attachment = media.parse(message.media)
+    return attachment is not None and attachment.album
+
+
 def _clean(message: DialogMessage, text: str) -> str:
     if message.media:
         body = text.strip()
@@ -89,7 +95,7 @@ def customer_edited(telegram_user_id: int, message_id: int, text: str) -> Edited
                 DialogMessage.source_message_id == message_id,
             )
         ).first()
-        if message is None:
+        if message is None or _is_album(message):
             return Edited(EditOutcome.NONE)
         try:
             body = _clean(message, text)
@@ -121,7 +127,7 @@ def staff_edited(telegram_user_id: int, message_id: int, text: str) -> Edited:
             )
             .order_by(DialogMessage.id)
         ).all()
-        if not messages:
+        if not messages or _is_album(messages[0]):
             return Edited(EditOutcome.NONE)
         try:
             body = _clean(messages[0], text)
