@@ -127,6 +127,17 @@ def test_every_kind_of_media_both_ways(stack: Stack, cafe: Staff):
     venue = next(m for m in dialog["messages"] if m["type"] == "venue")
     assert venue["media"]["title"] == "Bean There" and venue["media"]["latitude"] == 55.75
 
+    # The cabinet shows the same conversation: the barista opens Anna's dialog.
+    (listing,) = staff.say(BARISTA, "/dialogs")
+    row = buttons(listing)
+    open_anna = row[next(i for i, (t, _) in enumerate(row) if "Anna ·" in t) + 1][1]
+    since = staff.last_id(BARISTA)
+    emu.press(staff.bot, BARISTA, listing["message_id"], callback_data=open_anna)
+    (opened,) = emu.wait_for_messages(staff.bot, BARISTA, 1, since_message_id=since)
+    # (its last ten messages: the video notes, stickers, locations, venues and contacts, each kind marked)
+    shown = opened["plain_text"]
+    assert "👤 ⏺" in shown and "Olga: 💟" in shown and "👤 📍" in shown and "Olga: 👤" in shown, shown
+
 
 def test_an_album_keeps_its_order_and_captions_and_a_broadcast_uploads_once(stack: Stack, cafe: Staff):
     emu, staff = stack.emu, cafe
