@@ -59,11 +59,20 @@ def wait_media(emu: EmulatorClient, bot: str, chat_id: int, kind: str, since: in
     return wait_until(found, 15, what=f"{count} {kind} message(s) in chat {chat_id}")
 
 
+def new_message(staff: Staff, user_id: int, since: int, fragment: str) -> dict:
+    """The first staff-bot message after `since` containing `fragment` (a delivery summary may come between)."""
+    return wait_until(
+        lambda: next((m for m in newest(staff.messages(user_id), since) if fragment in m["plain_text"]), None),
+        what=f"{fragment!r} in the staff chat",
+    )
+
+
 def compose(staff: Staff, user_id: int) -> None:
     """Press the newest Reply button in the barista's chat: the next message goes to that customer."""
     with_reply = [m for m in staff.messages(user_id) if any(t.startswith("↩️") for t, _ in buttons(m))]
-    (prompt,) = staff.press(user_id, with_reply[-1], "↩️", replies=1)
-    assert "Write your" in prompt["plain_text"], prompt["plain_text"]
+    since = staff.last_id(user_id)
+    staff.press(user_id, with_reply[-1], "↩️")
+    new_message(staff, user_id, since, "Write your")
 
 
 @pytest.fixture
@@ -80,10 +89,13 @@ def test_every_kind_of_media_both_ways(stack: Stack, cafe: Staff):
     emu, staff = stack.emu, cafe
     for kind, fields in KINDS:
         # The customer sends it: the barista gets it through the staff bot, with who sent it.
-        since_staff = staff.last_id(BARISTA)
+        since_staff, since_customer = staff.last_id(BARISTA), stack.last_message_id(ANNA)
         data = None if kind in ("location", "venue", "contact") else data_for(kind, "customer")
         emu.send_media(BOT_USERNAME, ANNA, kind, data, **fields)
-        wait_until(lambda: any("Sent to" in m["plain_text"] for m in newest(stack.messages(ANNA), 0)), 10, what="the receipt")
+        wait_until(
+            lambda since=since_customer: any("Sent to" in m["plain_text"] for m in newest(stack.messages(ANNA), since)),
+            what="the receipt",
+        )
         (copy,) = wait_media(emu, staff.bot, BARISTA, kind, since_staff)
         got = media_of(copy)
         if data is not None:
@@ -103,7 +115,9 @@ def test_every_kind_of_media_both_ways(stack: Stack, cafe: Staff):
         compose(staff, BARISTA)
         since_customer = stack.last_message_id(ANNA)
         data = None if kind in ("location", "venue", "contact") else data_for(kind, "staff")
+        since_staff = staff.last_id(BARISTA)
         emu.send_media(staff.bot, BARISTA, kind, data, **fields)
+        new_message(staff, BARISTA, since_staff, "Delivered to Anna")
         (answer,) = wait_media(emu, BOT_USERNAME, ANNA, kind, since_customer)
         if data is not None:
             assert emu.file_bytes(media_of(answer)["file_unique_id"]) == data
@@ -133,7 +147,7 @@ def test_every_kind_of_media_both_ways(stack: Stack, cafe: Staff):
     open_anna = row[next(i for i, (t, _) in enumerate(row) if "Anna ·" in t) + 1][1]
     since = staff.last_id(BARISTA)
     emu.press(staff.bot, BARISTA, listing["message_id"], callback_data=open_anna)
-    (opened,) = emu.wait_for_messages(staff.bot, BARISTA, 1, since_message_id=since)
+    opened = new_message(staff, BARISTA, since, "Order #A-1")
     # (its last ten messages: the video notes, stickers, locations, venues and contacts, each kind marked)
     shown = opened["plain_text"]
     assert "👤 ⏺" in shown and "Olga: 💟" in shown and "👤 📍" in shown and "Olga: 👤" in shown, shown
