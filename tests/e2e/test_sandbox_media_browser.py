@@ -113,3 +113,19 @@ def test_a_photo_sent_and_seen_on_both_sides(sandbox: Sandbox, page, tmp_path: P
     wait_until(lambda: photo_loaded(page, answer.get_by_test_id("message-photo")), what="the cafe's photo drawn in Ann's chat")
     assert answer.get_by_test_id("message-photo").evaluate("img => img.naturalWidth") == 24
     assert screenshot(page, "sandbox-photo.png").stat().st_size > 10_000
+
+    # An album (sent from Ann's phone: the page attaches one file at a time) shows as one bubble on both sides.
+    items = [
+        {"type": "photo", "data": png(20, 20, (30, 30, 200)), "caption": "left side"},
+        {"type": "photo", "data": png(20, 20, (200, 200, 30)), "caption": "right side"},
+    ]
+    sandbox.emu.send_album(CUSTOMER_BOT, ann, items)
+    mine = page.locator('[data-testid="message"][data-from="user"]').filter(has=page.get_by_test_id("album"))
+    expect(mine.get_by_test_id("message-photo")).to_have_count(2)
+    expect(mine.locator("figcaption")).to_have_text(["left side", "right side"])
+    page.get_by_test_id("user-select").select_option(str(olga))
+    page.locator(f'[data-testid="bot-tab"][data-bot="{STAFF_BOT}"]').click()
+    album = bot_messages(page).filter(has=page.get_by_test_id("album"))
+    expect(album.get_by_test_id("message-photo")).to_have_count(2)
+    expect(album.locator("figcaption")).to_have_text(["left side", "right side"])
+    screenshot(page, "sandbox-album-staff.png")

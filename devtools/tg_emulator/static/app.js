@@ -370,7 +370,8 @@ function messageView(m, pendingKeys) {
   const mine = m.from === "user";
   const bubble = el("div", {className: "bubble" + (m.media ? " media" : "")},
     m.media ? mediaView(m) : null,
-    el("div", {className: "text", "data-testid": "message-text"}, renderText(m.plain_text ?? m.text, mine ? [] : m.entities)),
+    m.album && m.album.length > 1 ? null  // an album's captions are under its pictures
+      : el("div", {className: "text", "data-testid": "message-text"}, renderText(m.plain_text ?? m.text, mine ? [] : m.entities)),
     el("div", {className: "meta"}, m.edit_date ? el("span", {className: "edited"}, "edited") : null, clock(m.date)));
   const keyboard = !mine && m.reply_markup && m.reply_markup.inline_keyboard ? keyboardView(m, pendingKeys) : null;
   return el("div", {
