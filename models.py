@@ -75,6 +75,7 @@ class OutboxKind(StrEnum):
     STAFF_NOTICE = "staff_notice"  # a customer's message, a delivery summary, a removal (staff bot)
     GROUP_MESSAGE = "group_message"  # a dialog message in the customer's topic of the cafe's staff group (staff bot)
     ORDER_NOTE = "order_note"  # the backend's text about an order, without a status (customer bot)
+    EDIT = "edit"  # an edit of a message sent for another row (either bot; services/media_relay.py)
 
 
 class BotName(StrEnum):
@@ -376,6 +377,7 @@ class DialogMessage(Model):
         Index("ix_dialog_messages_horeca_time", "horeca_id", "created_at"),
         Index("ix_dialog_messages_customer", "customer_id", "id"),
         Index("ix_dialog_messages_batch", "batch_id"),
+        Index("ix_dialog_messages_source", "source_message_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -389,6 +391,10 @@ class DialogMessage(Model):
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("dialog_batches.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Media (services/media.py): the file reference, location, venue, contact or album as JSON; `text` is the caption.
+    media: Mapped[str | None] = mapped_column(Text)
+    source_message_id: Mapped[int | None] = mapped_column(BigInteger)  # the message in the writer's chat (for edits)
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class DialogRead(Model):
@@ -476,3 +482,27 @@ class GroupStranger(Model):
     group_id: Mapped[int] = mapped_column(ForeignKey("staff_groups.id"))
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)
     told_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MediaUpload(Model):
+    """A file uploaded through a bot: its file_id for that bot, so each file goes up once per bot (services/media.py)."""
+
+    __tablename__ = "media_uploads"
+    __table_args__ = (UniqueConstraint("file_unique_id", "bot", name="uq_media_uploads_file_bot"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    file_unique_id: Mapped[str] = mapped_column(String(128))  # Telegram's, the same for every bot
+    bot: Mapped[str] = mapped_column(String(16))  # BotName of the bot the file was uploaded through
+    file_id: Mapped[str] = mapped_column(String(256))  # valid for that bot only
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MessageCopy(Model):
+    """An outbox row that carries a dialog message to one staff member (a customer's edit follows each copy)."""
+
+    __tablename__ = "message_copies"
+    __table_args__ = (Index("ix_message_copies_dialog_message", "dialog_message_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dialog_message_id: Mapped[int] = mapped_column(ForeignKey("dialog_messages.id"))
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"))

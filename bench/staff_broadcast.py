@@ -2,6 +2,7 @@
 
     python bench/staff_broadcast.py            # N = 200, SQLite
     python bench/staff_broadcast.py --n 500 --postgres
+    python bench/staff_broadcast.py --photo    # one photo (with the text as its caption) to the 200
 
 Starts the Telegram emulator (`--rate-limit`: 30 messages/s per bot, 1/s per chat, as Telegram) with the
 customer bot and the staff bot, migrates a fresh database, links N customers with an order each, and starts
@@ -14,7 +15,11 @@ the emulator, as in Telegram. Measured:
 - end to end: from the barista's text reaching the emulator to the last customer message, and to the
   delivery summary in the barista's chat.
 
-Prints the figures and writes bench/results/staff_broadcast.json.
+With `--photo` the barista sends a photo with the text as its caption: the staff bot received it, so the
+customer bot must download it (getFile) and upload it; also measured, at the emulator: uploads through the
+customer bot (target 1: later sends reuse the file_id) and downloads through the staff bot.
+
+Prints the figures and writes bench/results/staff_broadcast.json (staff_broadcast_photo.json with --photo).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ CUSTOMER_BOT, STAFF_BOT = "BenchCafeBot", "BenchCafeStaffBot"
 BARISTA = 6_000_000_001
 FIRST_CUSTOMER = 7_000_000_001
 TEXT = "The coffee machine is down, ten more minutes. Sorry!"
+PHOTO = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 200  # 51 KB: what the barista attaches with --photo
 
 
 def token(bot_id: int) -> str:
@@ -93,6 +99,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=200, help="selected customers (default 200)")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL (TEST_DATABASE_URL) instead of SQLite")
+    parser.add_argument("--photo", action="store_true", help="a photo with the text as its caption instead of the text")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-staff-"))
@@ -149,11 +156,17 @@ def main() -> int:
         press(cabinet, f"✏️ Write to selected ({args.n})")
         wait(lambda: "Write your message" in emu.messages(STAFF_BOT, BARISTA)[-1]["plain_text"], 20, "the prompt")
         before_429 = emu.stats(CUSTOMER_BOT)["rate_limited_429"]
-        sent_at = emu.send(STAFF_BOT, BARISTA, TEXT)
+        if args.photo:
+            sent_at = emu.send_media(STAFF_BOT, BARISTA, "photo", PHOTO, caption=TEXT)
+        else:
+            sent_at = emu.send(STAFF_BOT, BARISTA, TEXT)
         sent_clock = next(m for m in emu.chat(STAFF_BOT, BARISTA) if m["message_id"] == sent_at["message_id"])["received_at"]
 
         def broadcast() -> list[dict]:
-            return [m for m in emu.messages(CUSTOMER_BOT) if TEXT in m["plain_text"]]
+            kind = "photo" if args.photo else None
+            return [
+                m for m in emu.messages(CUSTOMER_BOT) if TEXT in m["plain_text"] and (m.get("media") or {}).get("type") == kind
+            ]
 
         got = wait(lambda: (lambda ms: ms if len(ms) >= args.n else None)(broadcast()), args.n / LIMIT * 4 + 30, "the broadcast")
         summary = wait(
@@ -177,11 +190,21 @@ def main() -> int:
             "summary": summary["plain_text"],
             "duplicates": len(got) - len({m["chat_id"] for m in got}),
         }
+        if args.photo:
+            result["case"] = "photo"
+            result["uploads_customer_bot"] = emu.stats(CUSTOMER_BOT)["uploads"]
+            result["downloads_staff_bot"] = emu.stats(STAFF_BOT)["downloads"]
+            result["photo_bytes_ok"] = all(emu.file_bytes(m["media"]["file_unique_id"]) == PHOTO for m in got[:3])
         ok = result["fraction_of_limit"] >= TARGET and result["rate_limited_429"] == 0 and result["duplicates"] == 0
+        if args.photo:
+            ok = ok and result["uploads_customer_bot"] == 1 and result["photo_bytes_ok"]
         result["ok"] = ok
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        results = RESULTS.with_name("staff_broadcast_photo.json") if args.photo else RESULTS
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
+        if args.photo:
+            print(f"\nphoto: {result['uploads_customer_bot']} upload(s) through the customer bot (target 1)", end="")
         print(
             f"\n{args.n} customers: {result['rate_per_second']} msg/s = {result['fraction_of_limit']:.2f} of {LIMIT:.0f}/s "
             f"(target >= {TARGET}), {result['rate_limited_429']} x 429, summary {result['text_to_summary_seconds']} s after "

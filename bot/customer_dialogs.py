@@ -1,6 +1,8 @@
-"""The customer bot's side of the staff dialogs: a customer's text goes to the staff of their horeca.
+"""The customer bot's side of the staff dialogs: a customer's text or media goes to the staff of their horeca.
 
-`relay_text` is called by the customer bot's text handler; `on_choice` answers the "which cafe?" buttons.
+`relay_text` is called by the customer bot's text handler, `media_handler` handles photos, files, voice notes,
+locations, ... and albums (collected by `bot.media_in.AlbumCollector`), `on_edit` passes a customer's edit on;
+`on_choice` answers the "which cafe?" buttons.
 """
 
 from __future__ import annotations
@@ -9,15 +11,20 @@ import logging
 import re
 from html import escape
 
-from flask import current_app
+from flask import Flask, current_app
 from telebot import TeleBot
 from telebot.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot import texts
+from bot import media_in, texts
+from bot.guard import Handler
 from bot.texts import PARSE_MODE
-from services import customers, relay
+from services import customer_chat, customers, edits, relay
 from services.cabinet import CabinetSettings
-from services.relay import RelayOutcome
+from services.edits import EditOutcome
+from services.media import Attachment
+from services.relay import Relayed, RelayOutcome
+
+BOT_NAME = "customer"  # the bot that receives the customer's files (services.media.MediaRef.source_bot)
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +49,20 @@ def relay_text(message: Message, bot: TeleBot, text: str) -> bool:
     if user is None:  # a channel post: nobody to relay for
         return False
     profile = customers.Profile(user.first_name, user.last_name, user.username, user.language_code)
-    relayed = relay.relay_from_customer(user.id, text, chat_id=message.chat.id, profile=profile, settings=_settings())
-    t = texts.for_user(user)
+    relayed = relay.relay_from_customer(
+        user.id, text, chat_id=message.chat.id, profile=profile, settings=_settings(), source_message_id=message.message_id
+    )
+    return _answer(message, bot, relayed)
+
+
+def _answer(message: Message, bot: TeleBot, relayed: Relayed, media: bool = False) -> bool:
+    """Tell the customer what became of their message; False when it was for no cafe (the caller answers)."""
+    t = texts.for_user(message.from_user)
+    if relayed.outcome == RelayOutcome.TOO_BIG:
+        bot.send_message(message.chat.id, t.media_too_big, parse_mode=PARSE_MODE)
+        return True
     if relayed.outcome == RelayOutcome.INVALID:
-        bot.send_message(message.chat.id, t.message_too_long, parse_mode=PARSE_MODE)
+        bot.send_message(message.chat.id, t.caption_too_long if media else t.message_too_long, parse_mode=PARSE_MODE)
         return True
     if relayed.outcome == RelayOutcome.RELAYED:
         text = t.message_relayed.format(horeca=escape(relayed.horeca_name or ""))
@@ -59,6 +76,54 @@ def relay_text(message: Message, bot: TeleBot, text: str) -> bool:
         bot.send_message(message.chat.id, t.which_horeca, parse_mode=PARSE_MODE, reply_markup=markup)
         return True
     return False
+
+
+def media_handler(app: Flask) -> Handler:
+    """The handler of the customer bot's media messages; an album's messages are collected and relayed as one."""
+    albums = media_in.AlbumCollector(app, relay_media, texts.for_user)
+
+    def on_media(message: Message, bot: TeleBot) -> None:
+        if message.media_group_id:
+            albums.add(message, bot)
+        else:
+            relay_media([message], bot)
+
+    return on_media
+
+
+def relay_media(messages: list[Message], bot: TeleBot) -> None:
+    """A photo, file, voice note, location, ... (or an album) to the staff; else the usual hint to send text."""
+    first = messages[0]
+    user = first.from_user
+    if user is None:
+        return
+    attachment: Attachment | None = media_in.attachment(messages, BOT_NAME)
+    if attachment is not None:
+        profile = customers.Profile(user.first_name, user.last_name, user.username, user.language_code)
+        relayed = relay.relay_from_customer(
+            user.id,
+            attachment.caption if not attachment.album else "",
+            chat_id=first.chat.id,
+            profile=profile,
+            settings=_settings(),
+            attachment=attachment,
+            source_message_id=first.message_id,
+        )
+        if _answer(first, bot, relayed, media=True):
+            return
+    customer_chat.heard(user.id)  # not for a cafe: the bot only understands codes (but the user did start it)
+    bot.send_message(first.chat.id, texts.for_user(user).send_text, parse_mode=PARSE_MODE)
+
+
+def on_edit(message: Message, bot: TeleBot) -> None:
+    """The customer edited a message they had sent to a cafe: the staff's copies follow (other edits change nothing)."""
+    user = message.from_user
+    if user is None:
+        return
+    outcome = edits.customer_edited(user.id, message.message_id, message.text or message.caption or "")
+    if outcome.outcome == EditOutcome.INVALID:
+        t = texts.for_user(user)
+        bot.send_message(message.chat.id, t.caption_too_long if message.caption is not None else t.message_too_long)
 
 
 def on_choice(call: CallbackQuery, bot: TeleBot) -> None:

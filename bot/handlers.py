@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from telebot import TeleBot, util
 from telebot.types import BotCommand, CallbackQuery, ChatMemberUpdated, Message, User
 
-from bot import cancel_button, customer_dialogs, keyboards, texts
+from bot import cancel_button, customer_dialogs, keyboards, media_in, texts
 from bot import card as cards
 from bot.guard import Handler, guard
 from bot.texts import PARSE_MODE, Footer, Texts
@@ -36,7 +36,11 @@ def register_handlers(bot: TeleBot, app: Flask) -> None:
     bot.register_message_handler(safe(on_start), commands=["start"], chat_types=private, pass_bot=True)
     bot.register_message_handler(safe(on_help), commands=["help"], chat_types=private, pass_bot=True)
     bot.register_message_handler(safe(on_text), content_types=["text"], chat_types=private, pass_bot=True)
+    media = customer_dialogs.media_handler(app)  # photos, files, voice, locations, albums … to the cafe's staff
+    bot.register_message_handler(safe(media), content_types=media_in.CONTENT_TYPES, chat_types=private, pass_bot=True)
     bot.register_message_handler(safe(on_other), content_types=OTHER_CONTENT, chat_types=private, pass_bot=True)
+    edited = ["text", *media_in.CONTENT_TYPES]
+    bot.register_edited_message_handler(safe(customer_dialogs.on_edit), content_types=edited, chat_types=private, pass_bot=True)
     bot.register_callback_query_handler(safe(customer_dialogs.on_choice), func=customer_dialogs.is_choice, pass_bot=True)
     bot.register_callback_query_handler(safe(on_button), func=lambda call: True, pass_bot=True)
     bot.register_my_chat_member_handler(safe(on_member), func=lambda update: True, pass_bot=True)

@@ -14,6 +14,8 @@ RENDERERS: dict[tuple[str, str], Renderer] = {
     (BotName.CUSTOMER, OutboxKind.ORDER_NOTE): rendering.render_order_note,
     (BotName.HORECA, OutboxKind.STAFF_NOTICE): notices.render_notice,
     (BotName.HORECA, OutboxKind.GROUP_MESSAGE): topics.render_group_message,
+    (BotName.CUSTOMER, OutboxKind.EDIT): rendering.render_customer_edit,
+    (BotName.HORECA, OutboxKind.EDIT): notices.render_notice_edit,
 }
 
 

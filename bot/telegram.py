@@ -21,7 +21,7 @@ import telebot
 from telebot import TeleBot, apihelper
 from telebot.apihelper import ApiHTTPException, ApiInvalidJSONException, ApiTelegramException
 
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member", "edited_message"]
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -146,6 +146,7 @@ def configure_api(api_url: str, request_timeout: float) -> None:
     """Point telebot at `api_url` (Telegram, or the emulator) with short timeouts for every call."""
     # telebot declares these module settings as None or int; requests takes float timeouts.
     apihelper.API_URL = api_url.rstrip("/") + "/bot{0}/{1}"  # type: ignore[assignment]
+    apihelper.FILE_URL = api_url.rstrip("/") + "/file/bot{0}/{1}"  # type: ignore[assignment]  # getFile downloads (media)
     apihelper.CONNECT_TIMEOUT = min(5.0, request_timeout)  # type: ignore[assignment]
     apihelper.READ_TIMEOUT = request_timeout  # type: ignore[assignment]  # getUpdates adds its long-poll timeout to this
     apihelper.RETRY_ON_ERROR = False  # the delivery job decides about retries

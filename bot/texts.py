@@ -65,6 +65,10 @@ class Texts:
     total_line: str  # {total}
     eta_line: str  # {eta}
     pickup_line: str  # {pickup_code}
+    # --- media and edits (issue 12) ---
+    media_too_big: str  # a file over the Bot API's 20 MB download limit
+    caption_too_long: str
+    edited: str  # heads the follow-up where Telegram cannot edit a message
 
     def status(self, status: str | None) -> str:
         """A status as a person reads it (unknown ones as sent, escaped)."""
@@ -169,6 +173,9 @@ RU = Texts(
     total_line="Итого: <b>{total}</b>",
     eta_line="⏱ Будет готов к {eta}",
     pickup_line="🔑 Код выдачи: <b>{pickup_code}</b>",
+    media_too_big="Файл больше 20 МБ — бот не может его передать. Пришлите файл поменьше или ссылку на него.",
+    caption_too_long="Слишком длинная подпись: не больше 1024 символов.",
+    edited="✏️ Исправлено:",
 )
 
 EN = Texts(
@@ -219,6 +226,9 @@ EN = Texts(
     total_line="Total: <b>{total}</b>",
     eta_line="⏱ Ready by {eta}",
     pickup_line="🔑 Pickup code: <b>{pickup_code}</b>",
+    media_too_big="This file is over 20 MB, which a bot cannot pass on. Please send a smaller file or a link to it.",
+    caption_too_long="This caption is too long: at most 1024 characters.",
+    edited="✏️ Edited:",
 )
 
 DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for

@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from database import reading, transaction
 from models import Customer, DialogMessage, Order, OutboxMessage, OutboxState, StaffMember, db
-from services import customers, staff
+from services import customers, media, staff
 from services.cabinet import DEFAULTS, CabinetSettings, colleague_answers, knows, mark_read_in, orders_for, unread_counts
 from services.errors import NotFound
+from services.media import Attachment
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class StoredMessage:
     staff: Author | None
     order_id: str | None
     delivery: str  # in: received | awaiting_horeca; out: pending | sent | failed | blocked
+    media: Attachment | None = None  # a file, location, venue, contact or album (services/media.py); text is the caption
+    edited_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ def _conversation(horeca_id: str, customer: Customer, limit: int, before: int | 
             staff=Author(member.telegram_user_id, member.display_name) if member else None,
             order_id=order_id,
             delivery=_delivery(m, outbox_state),
+            media=media.parse(m.media),
+            edited_at=m.edited_at,
         )
         for m, outbox_state, member, order_id in reversed(newest_first)
     ]

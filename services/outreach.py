@@ -28,7 +28,7 @@ from models import (
     db,
     utcnow,
 )
-from services import staff, staff_group
+from services import media, staff, staff_group
 from services.cabinet import (
     DEFAULTS,
     CabinetSettings,
@@ -150,10 +150,20 @@ class Sent:
     summarized: bool  # nothing left to deliver: `blocked` is the whole story, no summary will follow
 
 
-def send_to_selected(telegram_user_id: int, text: str, *, require_composing: bool = True, prompt: int | None = None) -> Sent:
+def send_to_selected(
+    telegram_user_id: int,
+    text: str,
+    *,
+    require_composing: bool = True,
+    prompt: int | None = None,
+    attachment: media.Attachment | None = None,
+    source_message_id: int | None = None,
+) -> Sent:
     """Queue `text` to every selected customer through the customer bot; the account goes back to idle.
 
     `prompt`: sent by a button of that prompt; PromptClosed (nothing sent) unless it is still the open one.
+    `attachment`: media (then `text` is its caption, maybe empty); Invalid "file_too_big" over the 20 MB limit.
+    `source_message_id`: the staff member's message, so that their edit can follow it.
     """
     with transaction():
         state, member, _ = staff.current_member(telegram_user_id, lock=True)
@@ -161,7 +171,7 @@ def send_to_selected(telegram_user_id: int, text: str, *, require_composing: boo
             staff.check_prompt(state, prompt)
         if require_composing and state.mode != StaffMode.COMPOSING:
             raise Invalid("press “Write to selected” first", "not_composing")
-        body = clean_text(text)
+        body = _caption(text, attachment) if attachment is not None else clean_text(text)
         selected = sorted(selected_ids(member.id))
         if not selected:
             raise Invalid("select at least one dialog first", "nothing_selected")
@@ -181,7 +191,14 @@ def send_to_selected(telegram_user_id: int, text: str, *, require_composing: boo
                 chat_id=customer.chat_id,
                 horeca_id=horeca_id,
                 text=body,
-                payload=_json({"horeca_id": horeca_id, "horeca": name, "lang": customer.language_code}),
+                payload=_json(
+                    {
+                        "horeca_id": horeca_id,
+                        "horeca": name,
+                        "lang": customer.language_code,
+                        **({"media": attachment.as_payload()} if attachment else {}),
+                    }
+                ),
                 state=OutboxState.BLOCKED if blocked else OutboxState.PENDING,
                 created_at=now,
                 next_attempt_at=now,
@@ -202,6 +219,8 @@ def send_to_selected(telegram_user_id: int, text: str, *, require_composing: boo
                     outbox_id=outbox.id,
                     batch_id=batch.id,
                     created_at=now,
+                    media=attachment.as_json() if attachment else None,
+                    source_message_id=source_message_id,
                 )
             )
             mark_read_in(horeca_id, customer.id)
@@ -222,6 +241,16 @@ def send_to_selected(telegram_user_id: int, text: str, *, require_composing: boo
             blocked_names=blocked_names,
             summarized=summarized,
         )
+
+
+def _caption(text: str, attachment: media.Attachment) -> str:
+    """A media message's caption: may be empty; Invalid when the file cannot be passed on or the caption is long."""
+    if attachment.too_big:
+        raise Invalid("the file is over the 20 MB Telegram lets a bot download", "file_too_big")
+    body = text.strip()
+    if len(body) > media.MAX_CAPTION:
+        raise Invalid(f"the caption is too long (at most {media.MAX_CAPTION} characters)", "caption_too_long")
+    return body
 
 
 # --- delivery summaries ----------------------------------------------------------------------------

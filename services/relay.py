@@ -1,7 +1,10 @@
-"""Customer → staff: a customer's plain text goes to every staff member of the horeca they are talking to.
+"""Customer → staff: a customer's text or media goes to every staff member of the horeca they are talking to.
 
 The horeca is the one with an active order or an open dialog; with several, the customer picks one first (the
-message waits as "awaiting_horeca"). Each staff member gets a staff notice through the staff bot's outbox.
+message waits as "awaiting_horeca"). Each staff member gets a staff notice through the staff bot's outbox; a
+`MessageCopy` links the message to each notice, so the customer's later edit can follow (services/edits.py).
+Media (a photo, an album, a voice note, a location, ...) travels as an `Attachment` (services/media.py): stored
+with the message, carried in the notice's payload; the delivery worker passes the file on through the staff bot.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from enum import StrEnum
 from sqlalchemy import func, select
 
 from database import reading, transaction
-from models import Customer, DialogMessage, Order, StaffMember, db, utcnow
-from services import customers, linking, staff, staff_group
+from models import Customer, DialogMessage, MessageCopy, Order, StaffMember, db, utcnow
+from services import customers, linking, media, staff, staff_group
 from services.cabinet import DEFAULTS, CabinetSettings, clean_text, newest_active_order
 from services.errors import Invalid, NotFound
 from services.orders import ACTIVE_STATUSES
@@ -28,6 +31,7 @@ class RelayOutcome(StrEnum):
     ALREADY = "already"  # a choice for a message relayed before: nothing new
     NONE = "none"  # not for any horeca's staff (no dialog, a linking code, a forged or stale choice)
     INVALID = "invalid"  # for the staff, but empty or too long: nothing stored
+    TOO_BIG = "too_big"  # for the staff, but a file over the Bot API's 20 MB download limit: nothing stored
 
 
 @dataclass(frozen=True)
@@ -88,13 +92,14 @@ def _relay(customer: Customer, message: DialogMessage, horeca_id: str) -> Relaye
     message.state = "relayed"
     name = staff.horeca_name(horeca_id)
     members = staff.active_staff(horeca_id)
+    attachment = media.parse(message.media)
     for member in members:
         serves = db.session.scalar(
             select(func.count())
             .select_from(StaffMember)
             .where(StaffMember.telegram_user_id == member.telegram_user_id, StaffMember.removed_at.is_(None))
         )
-        staff.queue_notice(
+        notice = staff.queue_notice(
             member,
             {
                 "type": "customer_message",
@@ -106,9 +111,12 @@ def _relay(customer: Customer, message: DialogMessage, horeca_id: str) -> Relaye
                 "username": customer.username,
                 "order_id": order.order_id if order else None,
                 "text": message.text,
+                **({"media": attachment.as_payload()} if attachment else {}),
             },
             horeca_id=horeca_id,
         )
+        db.session.flush()
+        db.session.add(MessageCopy(dialog_message_id=message.id, outbox_id=notice.id))
     staff_group.queue_customer_message(horeca_id, customer, message)  # and into their topic, if the horeca has a group
     return Relayed(RelayOutcome.RELAYED, horeca_id, name, message.id, len(members))
 
@@ -131,13 +139,17 @@ def relay_from_customer(
     chat_id: int | None = None,
     profile: customers.Profile | None = None,
     settings: CabinetSettings = DEFAULTS,
+    attachment: media.Attachment | None = None,
+    source_message_id: int | None = None,
 ) -> Relayed:
-    """A customer's plain text: store it and send it to every staff member of their horeca (or ask which horeca).
+    """A customer's text (or media, with `attachment` and its caption as `text`): store it and send it to every
+    staff member of their horeca (or ask which horeca).
 
     NONE when the text is for nobody's staff (the caller answers it its own way). With `chat_id`, writing to the
-    bot also refreshes the customer's profile and takes back a customer who had blocked it.
+    bot also refreshes the customer's profile and takes back a customer who had blocked it. TOO_BIG (nothing
+    stored) for a file the staff bot could not fetch.
     """
-    if _is_live_code(text):
+    if attachment is None and _is_live_code(text):
         return Relayed(RelayOutcome.NONE)
     with transaction():
         customer = customers.find(telegram_user_id)
@@ -149,11 +161,26 @@ def relay_from_customer(
         if chat_id is not None and customer.linked_at is not None:
             customers.get_or_create(telegram_user_id, chat_id, profile)
             customers.heard_from(customer)  # writing to the bot means they are reachable (back, if they had blocked it)
+        if attachment is not None and attachment.too_big:
+            return Relayed(RelayOutcome.TOO_BIG)
         try:
-            body = clean_text(text, limit=MAX_CUSTOMER_TEXT)
+            if attachment is not None:
+                body = text.strip()
+                if len(body) > media.MAX_CAPTION:
+                    raise Invalid("the caption is too long", "text_too_long")
+            else:
+                body = clean_text(text, limit=MAX_CUSTOMER_TEXT)
         except Invalid:
             return Relayed(RelayOutcome.INVALID)
-        message = DialogMessage(direction="in", customer_id=customer.id, text=body, state="awaiting_horeca", created_at=utcnow())
+        message = DialogMessage(
+            direction="in",
+            customer_id=customer.id,
+            text=body,
+            state="awaiting_horeca",
+            created_at=utcnow(),
+            media=attachment.as_json() if attachment else None,
+            source_message_id=source_message_id,
+        )
         db.session.add(message)
         db.session.flush()
         if len(candidates) == 1:

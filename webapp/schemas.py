@@ -394,6 +394,46 @@ class DialogStaffOut(Out):
     name: str
 
 
+class DialogMediaItemOut(Out):
+    """A file (its Telegram metadata), a location, a venue or a contact; null fields are the ones the kind lacks."""
+
+    type: Literal[
+        "photo", "document", "voice", "audio", "video", "video_note", "sticker", "animation", "location", "venue", "contact"
+    ]
+    caption: str | None = Field(None, description="An album item's own caption")
+    file_unique_id: str | None = Field(None, description="Telegram's id of the file, the same for every bot")
+    file_size: int | None = None
+    file_name: str | None = None
+    mime_type: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    title: str | None = None
+    address: str | None = None
+    phone_number: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class DialogMediaOut(DialogMediaItemOut):
+    """What a message carries besides text; an album lists its items in order."""
+
+    type: Literal[  # type: ignore[assignment]
+        "photo",
+        "document",
+        "voice",
+        "audio",
+        "video",
+        "video_note",
+        "sticker",
+        "animation",
+        "location",
+        "venue",
+        "contact",
+        "album",
+    ]
+    items: list[DialogMediaItemOut] | None = Field(None, description="An album's items, in order, each with its caption")
+
+
 class DialogMessageOut(Out):
     id: int
     direction: Literal["in", "out"] = Field(description="in: customer → staff; out: staff → customer")
@@ -405,6 +445,10 @@ class DialogMessageOut(Out):
         description="in: received (relayed to the staff) or awaiting_horeca (the customer is choosing the horeca); "
         "out: the customer bot's delivery state"
     )
+    type: str = Field("text", description="text, album, or the media kind: photo, document, voice, audio, video, …")
+    caption: str | None = Field(None, description="A media message's caption (its `text` too)")
+    media: DialogMediaOut | None = Field(None, description="The file's metadata, the location, venue or contact")
+    edited_at: Timestamp | None = Field(None, description="When the writer last edited the message")
 
 
 class DialogOut(Out):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from models import iso
 from services import conversation, staff, staff_group
 from services.errors import Invalid
+from services.media import MediaRef
 from webapp import schemas
 from webapp.api import deep_link, parse
 from webapp.auth import require_token
@@ -49,6 +51,28 @@ def _timestamp(value: datetime) -> str:
     return stamp
 
 
+def _media_item(item: MediaRef) -> dict[str, Any]:
+    data = item.as_dict()
+    data["type"] = data.pop("kind")
+    return {k: v for k, v in data.items() if k in schemas.DialogMediaItemOut.model_fields}
+
+
+def _media_out(m: conversation.StoredMessage) -> dict[str, Any]:
+    """A stored message's type, caption and media for DialogMessageOut."""
+    out: dict[str, Any] = {"edited_at": m.edited_at}
+    if m.media is None:
+        return out
+    if m.media.album:
+        media_out = schemas.DialogMediaOut(
+            type="album", items=[schemas.DialogMediaItemOut(**_media_item(i)) for i in m.media.items]
+        )
+    else:
+        fields = _media_item(m.media.items[0])
+        fields.pop("caption", None)
+        media_out = schemas.DialogMediaOut(**fields)
+    return {**out, "type": m.media.kind, "caption": m.text, "media": media_out}
+
+
 def _conversation_out(found: conversation.Conversation) -> schemas.DialogOut:
     return schemas.DialogOut(
         horeca_id=found.horeca_id,
@@ -67,6 +91,7 @@ def _conversation_out(found: conversation.Conversation) -> schemas.DialogOut:
                 staff=schemas.DialogStaffOut(telegram_user_id=m.staff.telegram_user_id, name=m.staff.name) if m.staff else None,
                 order_id=m.order_id,
                 delivery=m.delivery,
+                **_media_out(m),
             )
             for m in found.messages
         ],

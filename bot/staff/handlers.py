@@ -17,15 +17,19 @@ from flask import Flask, current_app
 from telebot import TeleBot
 from telebot.types import BotCommand, Message, ReplyKeyboardRemove
 
+from bot import media_in
 from bot.guard import guard
 from bot.staff import buttons, screens, views
 from bot.staff import keyboards as kb
 from bot.staff import texts as staff_texts
 from bot.staff.group import register_group_handlers
 from bot.staff.texts import StaffTexts
-from models import StaffMode
-from services import canned, linking, outreach, staff
+from models import BotName, StaffMode
+from services import canned, edits, linking, outreach, staff
+from services.cabinet import MAX_TEXT
+from services.edits import EditOutcome
 from services.errors import Invalid
+from services.media import MAX_CAPTION
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +113,11 @@ def on_text(message: Message, bot: TeleBot) -> None:
         return
     try:
         if cab.mode == StaffMode.COMPOSING:
-            screens.send(bot, message.chat.id, views.sent_text(t, outreach.send_to_selected(user.id, text)))
+            screens.send(
+                bot,
+                message.chat.id,
+                views.sent_text(t, outreach.send_to_selected(user.id, text, source_message_id=message.message_id)),
+            )
             return
         if cab.mode == StaffMode.ADDING_REPLY:
             canned.add_reply(user.id, text)
@@ -126,10 +134,38 @@ def on_text(message: Message, bot: TeleBot) -> None:
 
 
 def on_other_content(message: Message, bot: TeleBot) -> None:
-    """Photos, stickers and the like: only text goes to customers for now."""
+    """Photos, files, voice notes, locations, …: to the selected customers while composing (an album as one)."""
     if _cabinet_or_refuse(message, bot) is None:
         return
-    screens.send(bot, message.chat.id, screens.texts_for(screens.sender(message)).not_text)
+    send_media([message], bot)
+
+
+def send_media(messages: list[Message], bot: TeleBot) -> None:
+    """Media (or an album) to the selected customers, like a text; outside "Write to selected", how to do it."""
+    first = messages[0]
+    user = screens.sender(first)
+    t = screens.texts_for(user)
+    cab = staff.cabinet(user.id, first.chat.id, screens.profile(user))
+    attachment = media_in.attachment(messages, BotName.HORECA)
+    if cab is None or cab.mode != StaffMode.COMPOSING or attachment is None:
+        screens.send(bot, first.chat.id, t.not_text)
+        return
+    caption = attachment.caption if not attachment.album else ""
+    try:
+        sent = outreach.send_to_selected(user.id, caption, attachment=attachment, source_message_id=first.message_id)
+    except Invalid as error:
+        screens.send(bot, first.chat.id, views.explain(t, error))
+        return
+    screens.send(bot, first.chat.id, views.sent_text(t, sent))
+
+
+def on_edit(message: Message, bot: TeleBot) -> None:
+    """A staff member edited a message they had sent to customers: each customer's copy follows."""
+    user = screens.sender(message)
+    outcome = edits.staff_edited(user.id, message.message_id, message.text or message.caption or "")
+    if outcome.outcome == EditOutcome.INVALID:
+        t = screens.texts_for(user)
+        screens.send(bot, message.chat.id, t.too_long.format(limit=MAX_CAPTION if message.caption is not None else MAX_TEXT))
 
 
 def on_cancel(message: Message, bot: TeleBot) -> None:
@@ -197,8 +233,19 @@ def register_staff_handlers(bot: TeleBot, app: Flask) -> None:
     add(on_horeca, func=_is_menu("menu_horeca"))
     add(on_help, func=lambda m: (m.text or "").startswith("/"))  # unknown commands
     add(on_text, content_types=["text"])
-    other = ["photo", "video", "audio", "voice", "document", "sticker", "animation", "video_note", "location", "contact"]
-    add(on_other_content, content_types=other)
+    albums = media_in.AlbumCollector(app, send_media, staff_texts.for_user)  # an album's messages, sent as one
+
+    def on_media(message: Message, bot: TeleBot) -> None:
+        if message.media_group_id and _cabinet_or_refuse(message, bot) is not None:
+            albums.add(message, bot)
+        elif not message.media_group_id:
+            on_other_content(message, bot)
+
+    add(on_media, content_types=media_in.CONTENT_TYPES)
+    edited = ["text", *media_in.CONTENT_TYPES]
+    bot.register_edited_message_handler(
+        guard(app, on_edit, staff_texts.for_user), content_types=edited, chat_types=private, pass_bot=True
+    )
     bot.register_callback_query_handler(guard(app, buttons.on_callback, staff_texts.for_user), func=lambda c: True, pass_bot=True)
     register_group_handlers(bot, app)  # the staff group: linking, replies in customers' topics, migration, rights
 

@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from bot.rendered import Rendered
+from bot.rendering import edit_body, media_body
 from bot.staff import keyboards as kb
 from bot.staff import texts as staff_texts
 from bot.staff.texts import StaffTexts
@@ -60,4 +61,15 @@ def render_notice(job: Job) -> Rendered:
     markup = None
     if payload.get("type") == "customer_message" and isinstance(payload.get("dialog_message_id"), int):
         markup = kb.reply_button(t, payload["dialog_message_id"])
-    return Rendered(notice_text(t, payload), markup)
+    return Rendered(notice_text(t, payload), markup, body=media_body(payload.get("media")))
+
+
+def render_notice_edit(job: Job) -> Rendered:
+    """A customer edited a message the staff member got: the notice drawn again with the new text."""
+    payload = _payload(job)
+    t = staff_texts.for_language(payload.get("lang"))
+    markup = None
+    if isinstance(payload.get("dialog_message_id"), int):
+        markup = kb.reply_button(t, payload["dialog_message_id"])
+    text = notice_text(t, payload)
+    return Rendered(text, markup, body=edit_body(payload, text, f"{t.edited}\n{text}"))

@@ -151,6 +151,9 @@ class StaffTexts:
     prompt_cancelled_toast: str
     prompt_closed_toast: str  # replaced by a newer prompt, or nothing left to write to
     prompt_closed_line: str
+    # --- media and edits (issue 12) ---
+    media_too_big: str  # a file over the Bot API's 20 MB download limit
+    edited: str  # heads the follow-up where Telegram cannot edit a message
 
     def count(self, text: Plural, n: int, **values: object) -> str:
         """`text` in the form the count `n` takes in this language, with `{n}` and `values` filled in."""
@@ -255,7 +258,7 @@ RU = StaffTexts(
     nothing_sent_blocked="⚠️ Не отправлено: бота заблокировали — {names}.",
     empty_text="Сообщение пустое — напишите текст.",
     too_long="Слишком длинно: не больше {limit} символов.",
-    not_text="Пока можно отправлять только текст.",
+    not_text="Чтобы отправить фото или файл, сначала выберите диалоги и нажмите «Написать выбранным».",
     summary_one="✅ Доставлено: {name}.",
     summary_all="✅ Доставлено всем: {total}.",
     summary_some="📬 Доставлено {sent} из {total}.",
@@ -301,6 +304,8 @@ RU = StaffTexts(
     prompt_cancelled_toast="Уже отменено.",
     prompt_closed_toast="Этот запрос уже закрыт.",
     prompt_closed_line="⏹ Закрыто.",
+    media_too_big="Файл больше 20 МБ — бот не может его передать. Отправьте файл поменьше или ссылку на него.",
+    edited="✏️ Исправлено:",
 )
 
 EN = StaffTexts(
@@ -383,7 +388,7 @@ EN = StaffTexts(
     nothing_sent_blocked="⚠️ Not sent: the bot is blocked by {names}.",
     empty_text="The message is empty: write some text.",
     too_long="Too long: at most {limit} characters.",
-    not_text="Only text can be sent for now.",
+    not_text="To send a photo or a file, select dialogs and press “Write to selected” first.",
     summary_one="✅ Delivered to {name}.",
     summary_all="✅ Delivered to all {total}.",
     summary_some="📬 Delivered to {sent} of {total}.",
@@ -421,6 +426,8 @@ EN = StaffTexts(
     prompt_cancelled_toast="Already cancelled.",
     prompt_closed_toast="This prompt is closed.",
     prompt_closed_line="⏹ Closed.",
+    media_too_big="This file is over 20 MB, which a bot cannot pass on. Send a smaller file or a link to it.",
+    edited="✏️ Edited:",
 )
 
 DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for

@@ -14,6 +14,7 @@ from services.cabinet import MAX_TEXT, DialogPage
 from services.canned import MAX_REPLIES, Reply
 from services.conversation import OpenedDialog
 from services.errors import Invalid
+from services.media import MAX_CAPTION
 from services.outreach import Sent, Target
 
 MAX_SHOWN_MESSAGE = 300  # characters of one message in an opened dialog
@@ -82,6 +83,10 @@ def explain(t: StaffTexts, error: Invalid) -> str:
         return t.empty_text
     if error.code == "text_too_long":
         return t.too_long.format(limit=MAX_TEXT)
+    if error.code == "caption_too_long":
+        return t.too_long.format(limit=MAX_CAPTION)
+    if error.code == "file_too_big":
+        return t.media_too_big
     if error.code == "too_many_replies":
         return t.too_many_replies.format(n=MAX_REPLIES)
     if error.code == "nothing_selected":
@@ -105,6 +110,23 @@ def _ago(t: StaffTexts, when: datetime, now: datetime) -> str:
     return t.ago(max(0, int((now - when).total_seconds())))
 
 
+# How an opened dialog marks a media message (before its caption); an album: the mark of its first item.
+MEDIA_MARKS = {
+    "photo": "🖼",
+    "album": "🖼",
+    "document": "📄",
+    "voice": "🎤",
+    "audio": "🎵",
+    "video": "🎬",
+    "video_note": "⏺",
+    "sticker": "💟",
+    "animation": "🎞",
+    "location": "📍",
+    "venue": "📍",
+    "contact": "👤",
+}
+
+
 def dialog_text(t: StaffTexts, opened: OpenedDialog, now: datetime | None = None) -> str:
     """An opened dialog: the customer, their order, a colleague's recent answer, the last messages."""
     now = now or utcnow()
@@ -121,6 +143,9 @@ def dialog_text(t: StaffTexts, opened: OpenedDialog, now: datetime | None = None
     for m in found.messages:
         when = _ago(t, m.created_at, now)
         shown = m.text if len(m.text) <= MAX_SHOWN_MESSAGE else m.text[: MAX_SHOWN_MESSAGE - 1] + "…"
+        if m.media is not None:  # a media message: its kind as a mark, then its caption
+            mark = MEDIA_MARKS.get(m.media.kind, "📎")
+            shown = f"{mark}×{len(m.media.items)} {shown}" if m.media.album else f"{mark} {shown}"
         if m.direction == "in":
             lines.append(t.dialog_in.format(time=when, text=escape(shown)))
         else:

@@ -30,6 +30,7 @@ from bot.staff.topics import send as staff_group_send
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
 from bot.workers.common import RetryPolicy, scheduled
+from bot.workers.media_send import MediaSender
 from models import BotName, OutboxKind, utcnow
 from services import delivery, heartbeat, status_card
 from services.delivery import Job, Sent
@@ -75,6 +76,7 @@ class Delivery:
         self._strip_after: dict[int, float] = {}  # row id → no new attempt to remove its keyboard before this
         self._last_beat = 0.0
         self._link_preview = LinkPreviewOptions(is_disabled=True)
+        self.media = MediaSender(app, self.bots, settings.request_timeout)
 
     # --- the scheduler job -------------------------------------------------------------------------
 
@@ -163,26 +165,30 @@ class Delivery:
             log.exception("outbox row %s (%s/%s) cannot be rendered", job.id, job.bot, job.kind)
             self._fail(job, f"cannot render: {type(exc).__name__}")
             return None
+        if rendered.body is not None:
+            self.media.wait_ready(job.bot, rendered)  # another thread may be uploading its file right now
         if not self._take_slot(limiter, job):
             return None
         try:
             if job.kind == OutboxKind.GROUP_MESSAGE:  # into the customer's topic: opens it when needed
-                message = staff_group_send(self.app, bot, job, rendered, self.settings.request_timeout)
+                message_id = staff_group_send(self.app, bot, job, rendered, self.settings.request_timeout).message_id
+            elif rendered.body is not None:  # media or an edit (bot/workers/media_send.py)
+                message_id = self.media.send(job.bot, bot, job.chat_id, rendered)
             else:
-                message = bot.send_message(
+                message_id = bot.send_message(
                     job.chat_id,
                     rendered.text,
                     parse_mode=PARSE_MODE,
                     reply_markup=rendered.markup,
                     link_preview_options=self._link_preview,
                     timeout=self.settings.request_timeout,  # type: ignore[arg-type]  # telebot's int; requests takes a float
-                )
+                ).message_id
         except Exception as exc:  # noqa: BLE001 - every failure is sorted by classify()
             self._failed(job, limiter, classify(exc))
             return None
         sent = Sent(
             job.id,
-            message.message_id,
+            message_id,
             rendered.has_button,
             job.order_pk if rendered.supersedes else None,
             proves_chat=job.chat_id if job.unproven else None,
@@ -190,7 +196,7 @@ class Delivery:
         # Wait until it is committed: a worker never has more than one sent-but-unrecorded message, so a
         # kill -9 can repeat at most one message per worker.
         self.recorder.record(sent)
-        log.debug("outbox row %s sent as message %s", job.id, message.message_id)
+        log.debug("outbox row %s sent as message %s", job.id, message_id)
         return sent
 
     def _take_slot(self, limiter: RateLimiter, job: Job) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -247,6 +248,33 @@ class EmulatorClient:
     def reset(self) -> None:
         """Forget users, messages, updates, faults and stats (bots stay)."""
         self._post("reset")
+
+    # ------------------------------------------------------------- media
+
+    def send_media(self, bot: str, user_id: int, type: str, data: bytes | None = None, **fields: Any) -> dict[str, Any]:  # noqa: A002
+        """The user sends a file (`data`; or `size=N` for a filler file), a location, a venue or a contact."""
+        body: dict[str, Any] = {"bot": bot, "user_id": user_id, "type": type, **fields}
+        if data is not None:
+            body["data"] = base64.b64encode(data).decode()
+        return self._post("send_media", **body)
+
+    def send_album(self, bot: str, user_id: int, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The user sends an album: items of {type, data (bytes), caption}; one update per item, one media_group_id."""
+        album = [{**item, "data": base64.b64encode(item["data"]).decode()} if "data" in item else item for item in items]
+        return self._post("send_media", bot=bot, user_id=user_id, album=album)["messages"]
+
+    def edit(
+        self, bot: str, user_id: int, message_id: int, text: str | None = None, caption: str | None = None
+    ) -> dict[str, Any]:
+        """The user edits their message (text, or the caption of a media message): an edited_message update."""
+        return self._post("edit", bot=bot, user_id=user_id, message_id=message_id, text=text, caption=caption)
+
+    def file_bytes(self, file_unique_id: str) -> bytes:
+        """The bytes of a stored file (what a user sees in a media message)."""
+        response = self.session.get(f"{self.base_url}/media/{file_unique_id}", timeout=self.timeout)
+        if response.status_code != 200:
+            raise EmulatorError(response.status_code, "no such file")
+        return response.content
 
     # ------------------------------------------------------------- helpers
 

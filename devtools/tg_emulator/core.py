@@ -30,6 +30,7 @@ from .formatting import (
     utf16_len,
 )
 from .groups import Groups
+from .media import MediaMixin, MediaState
 
 TOKEN_RE = re.compile(r"^(\d{1,20}):([A-Za-z0-9_-]{30,64})$")
 MAX_TEXT = 4096
@@ -184,6 +185,7 @@ class Message:
     edit_date: int | None = None
     deleted: bool = False
     deleted_at: float | None = None
+    media: dict[str, Any] | None = None  # media.py: a file, location, venue or contact (the text is then the caption)
 
     @property
     def inline_markup(self) -> dict[str, Any] | None:
@@ -298,7 +300,7 @@ class Bot:
 Handler = Callable[[Bot, dict[str, Any]], Any]
 
 
-class Emulator:
+class Emulator(MediaMixin):
     """All emulator state plus the Bot API methods and control operations on it."""
 
     def __init__(
@@ -358,6 +360,9 @@ class Emulator:
         # Groups, supergroups and forum topics live in groups.py: its own methods, and the group side of the others.
         self.groups = Groups(self)
         self._methods.update({name.lower(): (name, handler) for name, handler in self.groups.methods().items()})
+        # Media, files and edits (media.py).
+        self.media = MediaState()
+        self._methods.update({name.lower(): (name, handler) for name, handler in self.media_methods().items()})
 
     # ------------------------------------------------------------------ bots
 
@@ -601,6 +606,7 @@ class Emulator:
             d["link_preview_options"] = msg.options["link_preview_options"]
         if msg.inline_markup:
             d["reply_markup"] = msg.inline_markup
+        self.media_fields(bot, msg, d)
         return d
 
     def _next_message_id(self, bot: Bot, chat_id: int) -> int:
@@ -717,6 +723,8 @@ class Emulator:
 
     def _edit_message_text(self, bot: Bot, p: dict[str, Any]) -> dict[str, Any]:
         msg = self._message_to_edit(bot, p)
+        if msg.media:
+            raise bad_request("there is no text in the message to edit")
         text, plain, entities, parse_mode = self._text(p)
         # Like Telegram: an edit without reply_markup removes the inline keyboard.
         markup = parse_reply_markup(p.get("reply_markup"), inline_only=True)
@@ -1081,6 +1089,7 @@ class Emulator:
             "deleted": msg.deleted,
             "deleted_at": msg.deleted_at,
             "options": dict(msg.options),
+            "media": self.media_record(msg),
         }
 
     def _outgoing(self, bot: Bot, chat_id: int | None, since: int | None) -> list[Message]:
@@ -1237,6 +1246,8 @@ class Emulator:
             "pending_updates": len(bot.updates),
             "dropped_updates": c["dropped_updates"],
             "callback_answers": c["callback_answers"],
+            "uploads": c["uploads"],
+            "downloads": c["downloads"],
             "errors": {str(code): n for code, n in sorted(bot.errors.items())},
         }
 

@@ -18,11 +18,13 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .core import ControlError, DropConnection, Emulator, _ctl_int, mask_token
+from .formatting import ApiError
 
 log = logging.getLogger("devtools.tg_emulator")
 
 MAX_BODY = 50 * 1024 * 1024
 _BOT_PATH = re.compile(r"/bot([^/]*)/([A-Za-z0-9_]+)/?")
+_FILE_PATH = re.compile(r"/file/bot([^/]+)/([A-Za-z0-9_./-]+)")
 _BOT_PATH_ANY = re.compile(r"/bot(\d*)[^/\s]*")
 # The sandbox page (`/` and `/static/<file>`): plain files, no build step.
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -56,7 +58,13 @@ def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
         payload = part.get_payload(decode=True) or b""
         filename = part.get_filename()
         if filename:
-            fields[str(name)] = {"filename": filename, "size": len(payload)}  # uploads are not emulated
+            # An uploaded file: its bytes are stored (media.py).
+            fields[str(name)] = {
+                "filename": filename,
+                "size": len(payload),
+                "data": payload,
+                "content_type": part.get_content_type(),
+            }
         else:
             fields[str(name)] = payload.decode(part.get_content_charset() or "utf-8", "replace")
     return fields
@@ -174,7 +182,11 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError as e:
                 self._send_json(400, {"ok": False, "error_code": 400, "description": f"Bad Request: {e}"})
                 return
-            if url.path.startswith("/bot"):
+            if url.path.startswith("/file/bot"):
+                self._file(url.path)
+            elif url.path.startswith("/media/"):
+                self._media(url.path[len("/media/") :])
+            elif url.path.startswith("/bot"):
                 self._bot_api(url.path, params)
             elif url.path.startswith("/control/"):
                 self._control(url.path[len("/control/") :].strip("/"), params)
@@ -282,6 +294,34 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(status, body)
 
+    # --- files (media.py) -------------------------------------------------------------------------
+
+    def _file(self, path: str) -> None:
+        """`/file/bot<token>/<file_path>`: a file's bytes for a bot that knows it (after getFile)."""
+        m = _FILE_PATH.fullmatch(path)
+        emu = self.server.emulator
+        stored = None
+        if m is not None:
+            try:
+                with emu.lock:
+                    bot = emu._bot_for_token(unquote(m.group(1)))
+            except ApiError:
+                bot = None
+            stored = emu.download(bot, m.group(2)) if bot is not None else None
+        if stored is None:
+            self._send_json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+            return
+        self._send(200, stored.data, stored.mime_type or "application/octet-stream")
+
+    def _media(self, unique_id: str) -> None:
+        """`/media/<file_unique_id>`: a file's bytes for the sandbox page (images only, shown in <img>)."""
+        stored = self.server.emulator.file_by_unique_id(unique_id)
+        if stored is None or self.command != "GET":
+            self._send_json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+            return
+        mime = stored.mime_type if (stored.mime_type or "").startswith("image/") else "application/octet-stream"
+        self._send(200, stored.data, mime or "application/octet-stream", {**_PAGE_HEADERS, "Cache-Control": "max-age=3600"})
+
     def _control(self, route: str, params: dict[str, Any]) -> None:
         handlers = self.server.control_routes.get(route)
         if handlers is None:
@@ -325,6 +365,9 @@ def _control_routes(emu: Emulator) -> dict[str, dict[str, Callable[[dict[str, An
         "stats": {"GET": emu.stats},
         "reset": {"POST": lambda d: emu.reset()},
         **emu.groups.control_routes(),  # groups, topics, chat migration (groups.py)
+        # media.py: the user sends a file, a location, a venue, a contact or an album; the user edits a message.
+        "send_media": {"POST": emu.send_media},
+        "edit": {"POST": emu.edit_by_user},
     }
 
 

@@ -339,13 +339,15 @@ function renderHeader() {
   $("composer").hidden = usable && state.blocked;
   $("composer-input").disabled = !usable || state.blocked;
   $("composer-send").disabled = !usable || state.blocked;
+  $("attach-input").disabled = !usable || state.blocked;
+  $("attach").setAttribute("aria-disabled", String(!usable || state.blocked));
 }
 
 function renderMessages() {
   const box = $("messages");
   const records = (state.chats[state.bot] || []).filter((m) => !m.deleted);
   const pendingKeys = [...state.pending.values()].map((p) => `${p.messageId}:${p.data}`);
-  const key = JSON.stringify([state.userId, state.bot, records.map((m) => [m.message_id, m.text, m.reply_markup, m.edit_date]), pendingKeys]);
+  const key = JSON.stringify([state.userId, state.bot, records.map((m) => [m.message_id, m.text, m.reply_markup, m.edit_date, m.media]), pendingKeys]);
   if (key === state.rendered) return;
   const grew = records.length !== box.querySelectorAll("[data-testid=message]").length;
   state.rendered = key;
@@ -360,7 +362,7 @@ function renderMessages() {
         : "No messages yet. Send /start CODE with a code from POST /verification-codes."));
     return;
   }
-  box.replaceChildren(...records.map((m) => messageView(m, pendingKeys)));
+  box.replaceChildren(...albums(records).map((m) => messageView(m, pendingKeys)));
   if (grew || state.stick) scrollToBottom();
 }
 
@@ -390,8 +392,10 @@ function scrollToBottom() {
 
 function messageView(m, pendingKeys) {
   const mine = m.from === "user";
-  const bubble = el("div", {className: "bubble"},
-    el("div", {className: "text", "data-testid": "message-text"}, renderText(m.plain_text ?? m.text, mine ? [] : m.entities)),
+  const bubble = el("div", {className: "bubble" + (m.media ? " media" : "")},
+    m.media ? mediaView(m) : null,
+    m.album && m.album.length > 1 ? null  // an album's captions are under its pictures
+      : el("div", {className: "text", "data-testid": "message-text"}, renderText(m.plain_text ?? m.text, mine ? [] : m.entities)),
     el("div", {className: "meta"}, m.edit_date ? el("span", {className: "edited"}, "edited") : null, clock(m.date)));
   const keyboard = !mine && m.reply_markup && m.reply_markup.inline_keyboard ? keyboardView(m, pendingKeys) : null;
   return el("div", {
@@ -531,6 +535,7 @@ function openBot(username) {
 async function start() {
   $("user-form").addEventListener("submit", saveUser);
   $("composer").addEventListener("submit", send);
+  $("attach-input").addEventListener("change", attach);
   $("messages").addEventListener("click", onLinkClick);
   $("block-toggle").addEventListener("click", toggleBlock);
   $("restart-bot").addEventListener("click", restart);
@@ -562,3 +567,58 @@ async function start() {
 }
 
 document.addEventListener("DOMContentLoaded", start);
+
+// ------------------------------------------------------------------ media (photos, files, albums)
+
+/** Consecutive messages of one album (same media_group_id) shown as one bubble: the first carries the others. */
+function albums(records) {
+  const shown = [];
+  for (const m of records) {
+    const group = m.media && m.media.media_group_id;
+    const last = shown[shown.length - 1];
+    if (group && last && last.media && last.media.media_group_id === group && last.from === m.from) {
+      last.album.push(m);
+    } else {
+      shown.push(group ? {...m, album: [m]} : m);
+    }
+  }
+  return shown;
+}
+
+function mediaView(m) {
+  const items = m.album || [m];
+  if (items.length > 1) {
+    return el("div", {className: "album", "data-testid": "album"}, ...items.map((item) => el("figure", {},
+      mediaItem(item.media), item.plain_text ? el("figcaption", {}, item.plain_text) : null)));
+  }
+  return mediaItem(m.media);
+}
+
+function mediaItem(media) {
+  if ((media.type === "photo" || media.type === "sticker") && media.url) {
+    return el("img", {className: "photo", "data-testid": "message-photo", src: media.url, alt: media.type});
+  }
+  if (media.type === "location") return el("div", {className: "file"}, `📍 ${media.location.latitude}, ${media.location.longitude}`);
+  if (media.type === "venue") return el("div", {className: "file"}, `📍 ${media.venue.title}, ${media.venue.address}`);
+  if (media.type === "contact") return el("div", {className: "file"}, `👤 ${media.contact.first_name} ${media.contact.phone_number}`);
+  const size = media.file_size >= 1024 * 1024 ? `${(media.file_size / 1048576).toFixed(1)} MB` : `${Math.ceil(media.file_size / 1024)} KB`;
+  return el("div", {className: "file", "data-testid": "message-file"}, `📎 ${media.file_name || media.type} · ${size}`);
+}
+
+/** A picked file goes to the bot as a photo (images) or a document, the typed text as its caption. */
+function attach(event) {
+  const file = event.target.files && event.target.files[0];
+  event.target.value = "";
+  if (!file || !state.userId || !state.bot) return;
+  const input = $("composer-input");
+  const reader = new FileReader();
+  reader.onload = () => act(async () => {
+    const type = /^image\/(png|jpeg|gif|webp)$/.test(file.type) ? "photo" : "document";
+    await control("POST", "send_media", {bot: state.bot, user_id: state.userId, type, data: reader.result,
+      caption: input.value.trim(), file_name: file.name, mime_type: file.type || undefined});
+    input.value = "";
+  });
+  reader.onerror = () => toast("Could not read the file.");
+  reader.readAsDataURL(file);
+}
+
