@@ -15,14 +15,24 @@ from services.status_card import StatusCard
 
 
 def resting(card: StatusCard) -> Footer:
-    """The footer a card shows while nobody is pressing anything: the cancel hint where the button belongs."""
-    return Footer.HINT if card.button else Footer.NONE
+    """The footer a card shows while nobody is pressing anything: the cancel hint where the button belongs, the
+    rating under a completed order's card."""
+    if card.button:
+        return Footer.HINT
+    return Footer.RATE if card.rateable else Footer.NONE
 
 
-def draw(card: StatusCard, footer: Footer, t: Texts | None = None) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The card's text with `footer`, and the keyboard that goes with that footer (in the card's language unless `t`)."""
+def draw(
+    card: StatusCard, footer: Footer, t: Texts | None = None, rating: int | None = None
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The card's text with `footer`, and the keyboard that goes with that footer (in the card's language unless `t`).
+
+    `rating`: the stars the customer gave, shown under a completed order's card (Footer.RATE).
+    """
     t = t or texts.for_language(card.language)
     text = t.status_message(card.order_id, card.cafe, card.status, card.text, footer)
+    if footer == Footer.RATE:
+        return f"{text}\n\n{t.rating_footer(rating)}", keyboards.rating(card.order_pk, rating)
     if footer == Footer.HINT:
         return text, keyboards.cancel(t, card.order_pk)
     if footer == Footer.CONFIRM:

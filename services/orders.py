@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from database import reading, transaction
 from models import BotName, Customer, Order, OutboxKind, OutboxMessage, OutboxState, db, utcnow
-from services import events, orders_pg
+from services import events, orders_pg, ratings
 from services.errors import Conflict, NotFound
 from services.order_status import (
     ACTIVE_STATUSES,
@@ -192,6 +192,7 @@ class OrderView:
     created_at: datetime
     updated_at: datetime
     updates: list[UpdateView]
+    rating: ratings.RatingView | None = None
 
 
 def order_view(horeca_id: str, order_id: str) -> OrderView:
@@ -227,6 +228,7 @@ def order_view(horeca_id: str, order_id: str) -> OrderView:
                 )
                 for u in updates
             ],
+            rating=ratings.of_order(order.id),
         )
 
 

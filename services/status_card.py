@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 
 from database import read_only, reading
 from models import Customer, Horeca, Order, OutboxKind, OutboxMessage, OutboxState, db
+from services.order_status import Status
 from services.orders import CANCELLABLE_STATUSES
 
 
@@ -42,6 +43,7 @@ class StatusCard:
     cancellable: bool  # the order's status still allows a cancel, and it never stopped being cancellable
     cancel_requested: bool
     newest: bool  # no newer status of the order replaces this one (being sent: none queued; sent: none sent)
+    order_status: str | None = None  # the order's status now (this card may show an older one)
 
     @property
     def open(self) -> bool:
@@ -52,6 +54,11 @@ class StatusCard:
     def button(self) -> bool:
         """The Cancel button belongs under this message: the order is open and this is its newest status."""
         return self.open and self.newest and self.status in CANCELLABLE_STATUSES
+
+    @property
+    def rateable(self) -> bool:
+        """The rating stars belong under this message: the newest card of a completed order, showing `completed`."""
+        return self.newest and self.status == Status.COMPLETED and self.order_status == Status.COMPLETED
 
 
 def _cafe(horeca_id: str, name: str | None) -> str:
@@ -94,6 +101,7 @@ def claimed(row: Any, order: Row[Any] | None, language: str | None) -> StatusCar
         owner=order.telegram_user_id,
         status=row.status, text=row.text, language=language, cancellable=_cancellable(order.cancellable, order.status),
         cancel_requested=order.cancel_requested_at is not None, newest=order.newest is None or order.newest <= row.id,
+        order_status=order.status,
     )  # fmt: skip
 
 
@@ -144,6 +152,7 @@ def _sent(r: Row[Any]) -> StatusCard:
         owner=r.telegram_user_id,
         status=r.status, text=r.text, language=r.language_code, cancellable=_cancellable(r.cancellable, r.order_status),
         cancel_requested=r.cancel_requested_at is not None, newest=not r.newer_sent,
+        order_status=r.order_status,
     )  # fmt: skip
 
 

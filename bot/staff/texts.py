@@ -151,6 +151,9 @@ class StaffTexts:
     prompt_cancelled_toast: str
     prompt_closed_toast: str  # replaced by a newer prompt, or nothing left to write to
     prompt_closed_line: str
+    # --- ratings (issue 11) ---
+    notice_low_rating: str  # {stars} {order_id} {customer} {horeca}
+    notice_rating_comment: str  # {comment}
 
     def count(self, text: Plural, n: int, **values: object) -> str:
         """`text` in the form the count `n` takes in this language, with `{n}` and `values` filled in."""
@@ -301,6 +304,8 @@ RU = StaffTexts(
     prompt_cancelled_toast="Уже отменено.",
     prompt_closed_toast="Этот запрос уже закрыт.",
     prompt_closed_line="⏹ Закрыто.",
+    notice_low_rating="⚠️ Низкая оценка {stars} · заказ <b>{order_id}</b> · {horeca}\nГость: <b>{customer}</b>",
+    notice_rating_comment="💬 {comment}",
 )
 
 EN = StaffTexts(
@@ -421,6 +426,8 @@ EN = StaffTexts(
     prompt_cancelled_toast="Already cancelled.",
     prompt_closed_toast="This prompt is closed.",
     prompt_closed_line="⏹ Closed.",
+    notice_low_rating="⚠️ Low rating {stars} · order <b>{order_id}</b> · {horeca}\nCustomer: <b>{customer}</b>",
+    notice_rating_comment="💬 {comment}",
 )
 
 DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for
