@@ -212,3 +212,17 @@ def test_a_body_without_a_string_horeca_id_gets_the_views_400(api, spec):
         response = key.post("/provide_message_to_user/", **({"data": body} if isinstance(body, str) else {"json": body}))
         check_response(spec, "/provide_message_to_user/", "post", response)
         assert response.status_code == 400
+
+
+def test_what_a_setting_opens_to_anyone_a_scoped_key_reads_too(database_url):
+    from tests.conftest import ApiClient
+    from tests.support import databases
+    from webapp import create_app
+
+    app = create_app(databases.test_config(database_url, PUBLIC_OPENAPI=True, PUBLIC_HEALTH_DETAILS=True))
+    databases.clean(app)
+    api = ApiClient(app.test_client())
+    key = as_key(api, api.post("/api-keys", json={"name": "n", "horeca_ids": ["cafe-1"]}).get_json()["key"])
+    assert key.get("/openapi.json").status_code == 200
+    assert key.get("/healthz/bot").status_code == 503  # no bot process: the answer anyone gets
+    assert key.get("/metrics").status_code == 403

@@ -11,7 +11,8 @@ indexed read, no cache: a deleted key is refused by the next request in every wo
   in whichever blueprint — answers only for a `horeca_id` the key holds;
 - another cafe's id is answered 404, as if it did not exist (`order_not_found` under /orders, else
   `horeca_not_found`), so a key cannot tell which cafes exist;
-- `GET /healthz` answers as it does without a token;
+- `GET /healthz` answers as it does without a token, and so do `/healthz/bot` and `/openapi.json` when a
+  setting opens them to anyone (PUBLIC_HEALTH_DETAILS, PUBLIC_OPENAPI);
 - everything else (`/api-keys`, `/admin/*`, `/metrics`, `/healthz/bot`, `/openapi.json`, and any route added
   later that none of the rules above covers) is 403 `forbidden`.
 
@@ -32,6 +33,8 @@ from webapp.errors import error_response
 
 CUSTOMER = frozenset({"api.subscribe_status", "api.issue_code", "api.verification", "api.enter_key_from_user"})
 PUBLIC = frozenset({"health.healthz"})  # answers without a token; a key changes nothing there
+# Opened to anyone by a setting (then answered to a key as to anyone), else operator-only: 403 for a key.
+PUBLIC_BY_SETTING = {"health.healthz_bot": "PUBLIC_HEALTH_DETAILS", "openapi.openapi_json": "PUBLIC_OPENAPI"}
 BODY_SCOPED = frozenset({"api.provide_message_to_user"})  # the horeca_id is in the JSON body
 PATH_SCOPED = ("/horeca/<horeca_id>", "/orders/<horeca_id>")  # every rule under these, whoever adds it
 NOT_FOUND = {"/orders/": ("order_not_found", "no such order")}  # else horeca_not_found
@@ -56,6 +59,8 @@ def check() -> ResponseReturnValue | None:
         return None
     endpoint = request.endpoint or ""
     if endpoint in CUSTOMER or endpoint in PUBLIC:
+        return None
+    if endpoint in PUBLIC_BY_SETTING and current_app.config.get(PUBLIC_BY_SETTING[endpoint]):
         return None
     if endpoint in BODY_SCOPED:
         return _held(_body_horeca(), caller.horeca_ids, "/horeca/")
