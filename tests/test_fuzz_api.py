@@ -119,6 +119,8 @@ SEEDED = {
     "POST /provide_message_to_user/",
     "GET /orders/{horeca_id}/{order_id}",
     "GET /healthz",
+    "POST /api-keys",
+    "GET /api-keys",
 }
 
 
