@@ -18,6 +18,7 @@ from bot import card as cards
 from bot import keyboards, texts
 from bot.texts import PARSE_MODE, Footer
 from services import ratings, status_card
+from services.order_status import Status
 from services.ratings import CommentResult, RateResult
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def on_rate(call: CallbackQuery, bot: TeleBot) -> None:
         return
     order_pk, value = parsed
     card = status_card.pressed(BOT_NAME, message.chat.id, message.message_id, order_pk, call.from_user.id)
-    if card is None:
+    if card is None or card.status != Status.COMPLETED:  # not the owner's card of that order, or not its completed one
         log.info("user %s pressed a rating that is not theirs (%r)", call.from_user.id, call.data)
         bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)
         return
@@ -48,7 +49,8 @@ def on_rate(call: CallbackQuery, bot: TeleBot) -> None:
     rated = ratings.rate(call.from_user.id, order_pk, value)
     if rated.outcome in (RateResult.NOT_COMPLETED, RateResult.TOO_LATE):
         bot.answer_callback_query(call.id, t.alert_rating_closed, show_alert=True)
-        _edit(bot, card, *cards.draw(card, Footer.NONE, t))  # the stars go: nothing to tap any more
+        if not card.has_button:  # the stars go (a Cancel keyboard, which the sweep owns, is never touched here)
+            _edit(bot, card, *cards.draw(card, Footer.NONE, t))
         return
     if rated.outcome == RateResult.NOT_FOUND:
         bot.answer_callback_query(call.id, t.alert_invalid, show_alert=True)

@@ -91,10 +91,23 @@ def test_a_rating_with_a_comment_reaches_the_backend_and_the_staff(stack: Stack,
             (card["message_id"], f"r:{pk}:6", "This button is no longer valid."),
             (card["message_id"], f"r:{pk}:01", "This button is no longer valid."),
             (card["message_id"], f"r:{r2_pk}:1", "This button is no longer valid."),  # another order's id on this card
-            (r2["message_id"], f"r:{r2_pk}:1", "This order can no longer be rated."),  # not completed
+            (r2["message_id"], f"r:{r2_pk}:1", "This button is no longer valid."),  # not a completed card
         ]:
             answer = stack.press(ANNA, message_id, callback_data=data, force=True)
             assert (answer["text"], answer["show_alert"]) == (alert, True), data
+        assert [text for text, _ in buttons(stack.message(ANNA, r2["message_id"]))] == ["Cancel order"]  # untouched
+        assert stack.api.order("R-2")["rating"] is None and stack.api.order("R-1")["rating"]["value"] == 5
+
+        # The order is no longer completed (the backend sent another status): its stars are refused and go.
+        stack.api.push(ANNA, "R-3", "completed")
+        r3 = stack.wait_status_messages(ANNA, "R-3", 1)[-1]
+        wait_until(lambda: buttons(stack.message(ANNA, r3["message_id"])), what="the stars of R-3")
+        stack.api.push(ANNA, "R-3", "cancelled")
+        stack.wait_status_messages(ANNA, "R-3", 2)
+        answer = stack.press(ANNA, r3["message_id"], button_text="1★")
+        assert (answer["text"], answer["show_alert"]) == ("This order can no longer be rated.", True)
+        wait_until(lambda: not buttons(stack.message(ANNA, r3["message_id"])), what="the stars of R-3 to go")
+        assert stack.api.order("R-3")["rating"] is None
 
         # Late: a day after the first tap, a tap changes nothing and the stars go.
         from models import OrderRating, db, utcnow
