@@ -14,16 +14,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from database import reading, single_statement, transaction
 from models import ApiKey, db, utcnow
+from services import storage
 from services.errors import NotFound
+
+log = logging.getLogger(__name__)
 
 PREFIX = "cbk_"
 _KEY = re.compile(r"cbk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
@@ -123,10 +128,20 @@ def authenticate(token: str) -> Caller | None:
 
 
 def _touch(key_id: str, now: datetime) -> None:
-    """Record a use, unless another worker did within the minute (the condition makes racing writers harmless)."""
-    with transaction() as session:
-        session.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_EVERY))
-            .values(last_used_at=now)
-        )
+    """Record a use, unless another worker did within the minute (the condition makes racing writers harmless).
+
+    Storage that refuses writes (read-only, full) leaves `last_used_at` as it was and the request goes on: a
+    key's reads keep working whenever the admin token's do.
+    """
+    try:
+        with transaction() as session:
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_EVERY))
+                .values(last_used_at=now)
+            )
+    except DBAPIError as exc:
+        found = storage.diagnose(exc, storage.sqlite_path(db.engine))
+        if found is None or not found.storage:
+            raise
+        log.warning("last use of API key %s not recorded: the database is %s", key_id, found.fault)
