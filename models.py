@@ -506,3 +506,39 @@ class MessageCopy(Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dialog_message_id: Mapped[int] = mapped_column(ForeignKey("dialog_messages.id"))
     outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"))
+
+
+# --- API keys scoped to cafes, and ratings (issue 11) --------------------------------------------------
+
+
+class ApiKey(Model):
+    """A backend key for some cafes only (`API_TOKEN` is the admin key); only the key's SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public: the key carries it, for the lookup
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the whole key
+    horeca_ids: Mapped[str] = mapped_column(Text)  # a JSON list of the cafes it may act for
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)  # updated at most once a minute
+
+
+class OrderRating(Model):
+    """A customer's 1-5 rating of a completed order, and the comment they sent after it."""
+
+    __tablename__ = "order_ratings"
+    __table_args__ = (
+        UniqueConstraint("order_pk", name="uq_order_ratings_order"),
+        Index("ix_order_ratings_comment", "telegram_user_id", "comment_until"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_pk: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)  # the first tap: changes allowed for 24 h
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Until then the customer's next text is the comment (not relayed to the staff); None once it came.
+    comment_until: Mapped[datetime | None] = mapped_column(DateTime)

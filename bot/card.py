@@ -32,16 +32,26 @@ ITEMS_LIMIT = 1000  # the item lines together
 
 
 def resting(card: StatusCard) -> Footer:
-    """The footer a card shows while nobody is pressing anything: the cancel hint where the button belongs."""
-    return Footer.HINT if card.button else Footer.NONE
+    """The footer a card shows while nobody is pressing anything: the cancel hint where the button belongs, the
+    rating under a completed order's card."""
+    if card.button:
+        return Footer.HINT
+    return Footer.RATE if card.rateable else Footer.NONE
 
 
-def draw(card: StatusCard, footer: Footer, t: Texts | None = None) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The card's text with `footer`, and the keyboard that goes with that footer (in the card's language unless `t`)."""
+def draw(
+    card: StatusCard, footer: Footer, t: Texts | None = None, rating: int | None = None
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The card's text with `footer`, and the keyboard that goes with that footer (in the card's language unless `t`).
+
+    `rating`: the stars the customer gave, shown under a completed order's card (Footer.RATE).
+    """
     t = t or texts.for_language(card.language)
     text = _compose(card, footer, t, card.template(t.lang), ITEMS_LIMIT)
     if units(text) > MESSAGE_LIMIT:  # only a long template and a long list together: the built-in line, no items
         text = _compose(card, footer, t, None, 0)
+    if footer == Footer.RATE:
+        return f"{text}\n\n{t.rating_footer(rating)}", keyboards.rating(card.order_pk, rating)
     if footer == Footer.HINT:
         return text, keyboards.cancel(t, card.order_pk)
     if footer == Footer.CONFIRM:

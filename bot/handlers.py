@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from telebot import TeleBot, util
 from telebot.types import BotCommand, CallbackQuery, ChatMemberUpdated, Message, User
 
-from bot import cancel_button, customer_dialogs, keyboards, media_in, texts
+from bot import cancel_button, customer_dialogs, keyboards, media_in, rating, texts
 from bot import card as cards
 from bot.guard import Handler, guard
 from bot.texts import PARSE_MODE, Footer, Texts
@@ -42,6 +42,7 @@ def register_handlers(bot: TeleBot, app: Flask) -> None:
     edited = ["text", *media_in.CONTENT_TYPES]
     bot.register_edited_message_handler(safe(customer_dialogs.on_edit), content_types=edited, chat_types=private, pass_bot=True)
     bot.register_callback_query_handler(safe(customer_dialogs.on_choice), func=customer_dialogs.is_choice, pass_bot=True)
+    bot.register_callback_query_handler(safe(rating.on_rate), func=rating.is_rating, pass_bot=True)
     bot.register_callback_query_handler(safe(on_button), func=lambda call: True, pass_bot=True)
     bot.register_my_chat_member_handler(safe(on_member), func=lambda update: True, pass_bot=True)
 
@@ -87,6 +88,8 @@ def on_help(message: Message, bot: TeleBot) -> None:
 def on_text(message: Message, bot: TeleBot) -> None:
     """Typed text: a code is claimed (some clients drop the deep-link payload); anything else gets a hint."""
     text = (message.text or "").strip()
+    if rating.take_comment(message, bot, text):  # within 10 minutes of a rating: its comment, not for the staff
+        return
     if customer_dialogs.relay_text(message, bot, text):  # for the staff of the customer's horeca (issue 4)
         return
     if not text.startswith("/") and linking.looks_like_code(text):

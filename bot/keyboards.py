@@ -44,3 +44,26 @@ def confirm(t: Texts, order_pk: int) -> InlineKeyboardMarkup:
         InlineKeyboardButton(t.button_no, callback_data=f"{KEEP}:{order_pk}"),
     )
     return markup
+
+
+# --- the rating of a completed order (issue 11) ------------------------------------------------------
+
+RATE = "r"  # r:<order_pk>:<1-5>   a star under a completed order's card
+_RATING = re.compile(r"r:([1-9][0-9]{0,18}):([1-5])")
+
+
+def parse_rating(data: str | None) -> tuple[int, int] | None:
+    """(order_pk, stars) from a rating button we made; None for anything else."""
+    match = _RATING.fullmatch(data or "")
+    if match is None or int(match.group(1)) > _MAX_PK:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def rating(order_pk: int, chosen: int | None = None) -> InlineKeyboardMarkup:
+    """1 to 5 stars in one row; the chosen one marked (a tap on another changes it)."""
+    markup = InlineKeyboardMarkup()
+    markup.row(
+        *(InlineKeyboardButton(f"{'✓' if n == chosen else ''}{n}★", callback_data=f"{RATE}:{order_pk}:{n}") for n in range(1, 6))
+    )
+    return markup

@@ -52,10 +52,12 @@ class Rendered:
     markup: InlineKeyboardMarkup | None = None
     supersedes: bool = False  # once sent, older messages of the same order lose their buttons
     body: Body | None = None  # media or an edit (bot/workers/media_send.py); None: a text message
+    swept: bool = True  # the keyboard is one the delivery sweep takes off (the Cancel one); not the rating stars
 
     @property
     def has_button(self) -> bool:
-        return self.markup is not None
+        """Recorded as `has_button`: the message carries a keyboard the sweep looks after."""
+        return self.markup is not None and self.swept
 
 
 class NoRenderer(LookupError):

@@ -8,6 +8,7 @@ from typing import Any
 from bot import card as cards
 from bot import texts
 from bot.rendered import AlbumBody, Body, EditBody, MediaBody, Rendered, carries_text
+from bot.texts import Footer
 from services import media
 from services.delivery import Job
 
@@ -16,8 +17,9 @@ def render_status(job: Job) -> Rendered:
     """A status update: a new card; the newest one of a cancellable order carries the Cancel button."""
     if job.card is None:
         raise ValueError(f"status row {job.id} has no order")  # every status row has one; without, the row fails
-    text, markup = cards.draw(job.card, cards.resting(job.card))
-    return Rendered(text, markup, supersedes=True)
+    footer = cards.resting(job.card)
+    text, markup = cards.draw(job.card, footer)
+    return Rendered(text, markup, supersedes=True, swept=footer != Footer.RATE)
 
 
 def _payload(job: Job) -> dict[str, Any]:

@@ -19,6 +19,7 @@ class Footer(StrEnum):
     HINT = "hint"  # the cancel hint, under the Cancel button
     CONFIRM = "confirm"  # "Cancel order …?", above Yes / No
     REQUESTED = "requested"  # the cancel was requested
+    RATE = "rate"  # a completed order: the rating prompt (or the rating given), above the 1-5 stars
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,14 @@ class Texts:
     media_too_big: str  # a file over the Bot API's 20 MB download limit
     caption_too_long: str
     edited: str  # heads the follow-up where Telegram cannot edit a message
+    # --- ratings (issue 11) ---
+    rating_prompt: str
+    rating_given: str  # {stars}
+    rating_thanks: str
+    rating_comment_saved: str
+    rating_comment_too_long: str
+    toast_rated: str
+    alert_rating_closed: str
 
     def status(self, status: str | None) -> str:
         """A status as a person reads it (unknown ones as sent, escaped)."""
@@ -119,10 +128,21 @@ class Texts:
         summary = self.orders_summary(lines)
         return f"{head}\n\n{summary}" if summary else head
 
+    def rating_footer(self, rating: int | None) -> str:
+        """Under a completed order's card: the prompt, or the rating given (the stars stay to change it)."""
+        if rating is None:
+            return self.rating_prompt
+        return self.rating_given.format(stars=stars(rating))
+
     def staff_message(self, horeca: str | None, text: str) -> str:
         """A message the cafe's staff wrote to the customer."""
         body = escape(text)
         return f"{self.message_from.format(horeca=escape(horeca))}\n{body}" if horeca else body
+
+
+def stars(rating: int) -> str:
+    """A 1-5 rating as five stars, filled up to it."""
+    return "★" * rating + "☆" * (5 - rating)
 
 
 RU = Texts(
@@ -176,6 +196,13 @@ RU = Texts(
     media_too_big="Файл больше 20 МБ — бот не может его передать. Пришлите файл поменьше или ссылку на него.",
     caption_too_long="Слишком длинная подпись: не больше 1024 символов.",
     edited="✏️ Исправлено:",
+    rating_prompt="Как вам заказ? Оцените его:",
+    rating_given="Ваша оценка: {stars}",
+    rating_thanks="🙏 Спасибо за оценку! Если хотите, в течение 10 минут напишите сюда комментарий к заказу.",
+    rating_comment_saved="✅ Спасибо, комментарий сохранён.",
+    rating_comment_too_long="Слишком длинный комментарий: не больше 1000 символов. Напишите короче.",
+    toast_rated="Спасибо за оценку!",
+    alert_rating_closed="Этот заказ уже нельзя оценить.",
 )
 
 EN = Texts(
@@ -229,6 +256,13 @@ EN = Texts(
     media_too_big="This file is over 20 MB, which a bot cannot pass on. Please send a smaller file or a link to it.",
     caption_too_long="This caption is too long: at most 1024 characters.",
     edited="✏️ Edited:",
+    rating_prompt="How was your order? Rate it:",
+    rating_given="Your rating: {stars}",
+    rating_thanks="🙏 Thank you for rating! If you like, send a comment on the order here within 10 minutes.",
+    rating_comment_saved="✅ Thank you, your comment is saved.",
+    rating_comment_too_long="This comment is too long: at most 1000 characters. Please make it shorter.",
+    toast_rated="Thank you for rating!",
+    alert_rating_closed="This order can no longer be rated.",
 )
 
 DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from database import reading, transaction
 from models import BotName, Customer, Order, OutboxKind, OutboxMessage, OutboxState, db, utcnow
-from services import events, orders_pg
+from services import events, orders_pg, ratings
 from services.errors import Conflict, NotFound
 from services.order_details import Details, Item, of_row
 from services.order_status import (
@@ -212,6 +212,7 @@ class OrderView:
     total: str | None = None
     eta: datetime | None = None
     pickup_code: str | None = None
+    rating: ratings.RatingView | None = None
 
 
 def order_view(horeca_id: str, order_id: str) -> OrderView:
@@ -252,6 +253,7 @@ def order_view(horeca_id: str, order_id: str) -> OrderView:
             total=details.total,
             eta=details.eta,
             pickup_code=details.pickup_code,
+            rating=ratings.of_order(order.id),
         )
 
 

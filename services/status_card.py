@@ -21,6 +21,7 @@ from database import read_only, reading
 from models import Customer, Horeca, Order, OutboxKind, OutboxMessage, OutboxState, db
 from services import cafes
 from services.order_details import Details, of_row
+from services.order_status import Status
 from services.orders import CANCELLABLE_STATUSES
 
 
@@ -53,6 +54,8 @@ class StatusCard:
         """The cafe's template for this card's status in `language` (a catalog's language), if it has one."""
         return next((t for lang, t in self.templates if lang == language), None)
 
+    order_status: str | None = None  # the order's status now (this card may show an older one)
+
     @property
     def open(self) -> bool:
         """The customer may still ask to cancel the order."""
@@ -62,6 +65,11 @@ class StatusCard:
     def button(self) -> bool:
         """The Cancel button belongs under this message: the order is open and this is its newest status."""
         return self.open and self.newest and self.status in CANCELLABLE_STATUSES
+
+    @property
+    def rateable(self) -> bool:
+        """The rating stars belong under this message: the newest card of a completed order, showing `completed`."""
+        return self.newest and self.status == Status.COMPLETED and self.order_status == Status.COMPLETED
 
 
 def _cafe(horeca_id: str, name: str | None) -> str:
@@ -123,6 +131,7 @@ def claimed(row: Any, order: Row[Any] | None, language: str | None) -> StatusCar
         status=row.status, text=row.text, language=language, cancellable=_cancellable(order.cancellable, order.status),
         cancel_requested=order.cancel_requested_at is not None,
         newest=not note and (order.newest is None or order.newest <= row.id), **_extras(order, row.status),
+        order_status=order.status,
     )  # fmt: skip
 
 
@@ -173,6 +182,7 @@ def _sent(r: Row[Any]) -> StatusCard:
         owner=r.telegram_user_id,
         status=r.status, text=r.text, language=r.language_code, cancellable=_cancellable(r.cancellable, r.order_status),
         cancel_requested=r.cancel_requested_at is not None, newest=not r.newer_sent, **_extras(r, r.status),
+        order_status=r.order_status,
     )  # fmt: skip
 
 

@@ -122,6 +122,8 @@ SEEDED = {
     "GET /healthz",
     "PUT /horeca/{horeca_id}",
     "GET /horeca/{horeca_id}",
+    "POST /api-keys",
+    "GET /api-keys",
 }
 
 

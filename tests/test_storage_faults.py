@@ -104,6 +104,13 @@ def test_a_read_only_filesystem_refuses_with_storage_unavailable_until_it_is_wri
         assert api.post("/verification-codes").status_code == 201
 
 
+def scoped_key(api) -> dict[str, str]:
+    """The header of a new API key scoped to cafe-1 (issue 11)."""
+    created = api.post("/api-keys", json={"name": "cafe-1", "horeca_ids": ["cafe-1"]})
+    assert created.status_code == 201
+    return {"Authorization": f"Bearer {created.get_json()['key']}"}
+
+
 def fill(path: Path) -> None:
     """Write `path` until the filesystem has no byte left."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
@@ -120,6 +127,7 @@ def test_a_full_filesystem_refuses_with_storage_unavailable_until_space_is_freed
     api = serve(f"sqlite:///{small_filesystem / 'app.db'}")
     with disposed(api):
         assert api.post("/verification-codes").status_code == 201
+        key = scoped_key(api)
         fill(small_filesystem / "filler")
 
         # The write-ahead log may still have room for a few transactions: write until it has none.
@@ -130,6 +138,7 @@ def test_a_full_filesystem_refuses_with_storage_unavailable_until_space_is_freed
         assert_refused(spec, api, "/verification-codes", "post", response, "storage_unavailable", "full")
         assert "database or disk is full" in caplog.text
         assert api.get("/subscribe-status?user_id=1001").status_code == 200  # reads go on
+        assert api.get("/subscribe-status?user_id=1001", headers=key).status_code == 200  # with a scoped key too
         assert health(api, spec) == (503, {"status": "error", "database": "full"})
 
         (small_filesystem / "filler").unlink()
@@ -144,6 +153,7 @@ def test_a_read_only_postgresql_database_refuses_writes_until_it_is_writable_aga
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only")
     link(api)
+    key = scoped_key(api)  # never used: its first use tries to record last_used_at
     admin = create_engine(normalize_database_url(os.environ["TEST_DATABASE_URL"]), isolation_level="AUTOCOMMIT")
     name = make_url(database_url).database
 
@@ -162,6 +172,8 @@ def test_a_read_only_postgresql_database_refuses_writes_until_it_is_writable_aga
             response = reader.post("/provide_message_to_user/", json=STATUS)
             assert_refused(spec, reader, "/provide_message_to_user/", "post", response, "storage_unavailable", "read-only")
             assert reader.get("/subscribe-status?user_id=1001").get_json()["known"] is True  # reads go on
+            # A scoped key's reads too: recording its last use is refused, the request is not.
+            assert reader.get("/subscribe-status?user_id=1001", headers=key).get_json()["known"] is True
             assert health(reader, spec) == (503, {"status": "error", "database": "read_only"})
 
             read_only(False)

@@ -20,7 +20,7 @@ from webapp import create_app
 
 METRICS_TOKEN = "test-metrics-token"
 README = Path(__file__).resolve().parent.parent / "README.md"
-EXAMPLE_VALUES = {"horeca_id": "cafe-1", "order_id": "A-1", "telegram_user_id": "1001"}
+EXAMPLE_VALUES = {"horeca_id": "cafe-1", "order_id": "A-1", "telegram_user_id": "1001", "key_id": "0123456789abcdef"}
 
 
 def own_app(database_url: str, **overrides) -> ApiClient:

@@ -79,7 +79,7 @@ def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = Tru
     events.use_setting(webhook_configured)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
 
-    from webapp import admin, api, cafes, cli, health, metrics, openapi
+    from webapp import admin, api, api_keys, cafes, cli, health, metrics, openapi, scopes
     from webapp.errors import register_error_handlers
     from webapp.staff_api import bp as staff_api_bp
 
@@ -91,6 +91,8 @@ def create_app(config: Config | dict[str, Any] | None = None, *, web: bool = Tru
     app.register_blueprint(admin.bp)
     app.register_blueprint(cafes.bp)  # cafe profiles (issue 11)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(api_keys.bp)  # keys scoped to cafes (issue 11); scopes: what such a key may call
+    scopes.install(app)
     cli.register(app)
     register_error_handlers(app)
     return app

@@ -9,11 +9,11 @@ from flask import Blueprint, Response, request
 
 from services import outbox_admin
 from webapp import schemas
-from webapp.auth import require_token
+from webapp.auth import require_admin
 from webapp.bodies import parse, reply
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-bp.before_request(require_token(lambda: None))
+bp.before_request(require_admin(lambda: None))
 
 
 @bp.get("/outbox")

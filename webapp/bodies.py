@@ -7,7 +7,7 @@ and `/openapi.json` is generated from the same models.
 
 from __future__ import annotations
 
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from flask import Response, current_app, request
 from pydantic import BaseModel, ValidationError
@@ -31,7 +31,33 @@ class ResponseMismatch(RuntimeError):
 
 def parse(model: type[M]) -> M:
     """The JSON body validated against `model`; a JSON 400 for anything else."""
+    raw = raw_body()
+    if not raw.strip():
+        return model.model_validate({})
+    try:
+        return model.model_validate_json(raw)  # parsed and validated in one pass (pydantic's own JSON parser)
+    except ValidationError as exc:
+        whole_body = {error["type"] for error in exc.errors(include_url=False) if not error["loc"]}
+        if "json_invalid" in whole_body:
+            raise Invalid("the body is not valid JSON", "invalid_json") from None
+        if "model_type" in whole_body:
+            raise Invalid("the body must be a JSON object", "invalid_json") from None
+        raise
+
+
+_BODY = "customer_bot.body"
+
+
+def raw_body() -> bytes:
+    """The request's body, read once (a scoped key's check reads it before the view: `webapp.scopes`)."""
     environ = request.environ
+    cached: bytes | None = environ.get(_BODY)
+    if cached is None:
+        cached = environ[_BODY] = _read_body(environ)
+    return cached
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
     length = get_content_length(environ)  # None when absent, invalid or chunked
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     try:
@@ -53,17 +79,7 @@ def parse(model: type[M]) -> M:
         raise MalformedBody(f"the request body could not be read ({type(exc).__name__})") from None
     if length is not None and len(raw) < length:  # the client closed its side before sending Content-Length bytes
         raise MalformedBody(f"the body ended after {len(raw)} of the {length} bytes Content-Length announced")
-    if not raw.strip():
-        return model.model_validate({})
-    try:
-        return model.model_validate_json(raw)  # parsed and validated in one pass (pydantic's own JSON parser)
-    except ValidationError as exc:
-        whole_body = {error["type"] for error in exc.errors(include_url=False) if not error["loc"]}
-        if "json_invalid" in whole_body:
-            raise Invalid("the body is not valid JSON", "invalid_json") from None
-        if "model_type" in whole_body:
-            raise Invalid("the body must be a JSON object", "invalid_json") from None
-        raise
+    return bytes(raw)
 
 
 def _read_to_end(stream: BinaryIO, limit: int) -> bytes:

@@ -39,6 +39,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Bad input",
         401: "Missing or wrong API token",
+        403: "A scoped API key may not call this endpoint (`forbidden`)",
         404: "Not found",
         409: "Conflict",
         413: "Body too large",
@@ -96,6 +97,9 @@ def document() -> dict[str, Any]:
         # Cafe profiles (issue 11).
         *_validated(schemas.HorecaProfileIn),
         *_serialized(schemas.HorecaProfileOut),
+        # API keys scoped to cafes (issue 11).
+        *_validated(schemas.ApiKeyIn),
+        *_serialized(schemas.ApiKeyCreatedOut, schemas.ApiKeyListOut, schemas.ApiKeyDeletedOut),
     ]
     _, defs = models_json_schema(models, ref_template=REF)
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -200,6 +204,8 @@ def document() -> dict[str, Any]:
     paths.update(_staff_paths(secured))
     paths.update(_operations_paths(secured))
     paths.update(_cafe_paths(secured))
+    paths.update(_api_key_paths(secured))
+    _scoped_key_answers(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -383,6 +389,50 @@ def _cafe_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
             },
         }
     }
+
+
+def _api_key_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """The admin's endpoints for keys scoped to cafes (issue 11)."""
+    return {
+        "/api-keys": {
+            "post": {
+                "summary": "Mint a key for some cafes (admin key only); the key is shown in this answer only",
+                "security": secured,
+                "requestBody": {**_body("ApiKeyIn"), "required": True},
+                "responses": {"201": _json("ApiKeyCreatedOut", "Created"), **_errors(400, 401, 403, 413)},
+            },
+            "get": {
+                "summary": "Every scoped key, without secrets, with when it was last used (admin key only)",
+                "security": secured,
+                "responses": {"200": _json("ApiKeyListOut", "The keys, oldest first"), **_errors(401, 403)},
+            },
+        },
+        "/api-keys/{key_id}": {
+            "delete": {
+                "summary": "Delete a key: refused from the next request on, in every worker (admin key only)",
+                "security": secured,
+                "parameters": [{"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json("ApiKeyDeletedOut", "Deleted"), **_errors(401, 403, 404)},
+            }
+        },
+    }
+
+
+SCOPED_PATHS = ("/horeca/{horeca_id}", "/orders/{horeca_id}", "/provide_message_to_user/")
+CUSTOMER_PATHS = ("/subscribe-status", "/verification-codes", "/verification/", "/enter_key_from_user/")
+
+
+def _scoped_key_answers(paths: dict[str, Any]) -> None:
+    """What a scoped key can get besides the route's own answers (webapp/scopes.py): 404 for another cafe's id, 403
+    outside its scope. Applied to every documented path, so routes added later are described as they behave."""
+    for path, operations in paths.items():
+        for operation in operations.values():
+            if not operation.get("security") or path == "/healthz" or path in CUSTOMER_PATHS:
+                continue
+            if any(path == p or path.startswith(p.rstrip("/") + "/") for p in SCOPED_PATHS):
+                operation["responses"].setdefault("404", _json("ErrorOut", "Not found (for a scoped API key: another cafe's id)"))
+            else:
+                operation["responses"].setdefault("403", _json("ErrorOut", "A scoped API key may not call this endpoint"))
 
 
 @bp.get("/openapi.json")

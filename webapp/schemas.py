@@ -202,6 +202,12 @@ class UpdateOut(Out):
     last_error: str | None
 
 
+class RatingOut(Out):
+    value: int = Field(ge=1, le=5, description="1 to 5 stars")
+    comment: str | None = Field(description="The text the customer sent within 10 minutes of rating; null when none")
+    rated_at: Timestamp = Field(description="When the customer last tapped a rating")
+
+
 class OrderOut(Out):
     order_id: str
     horeca_id: str
@@ -217,6 +223,7 @@ class OrderOut(Out):
     total: str | None
     eta: Timestamp | None
     pickup_code: str | None
+    rating: RatingOut | None = Field(None, description="The customer's rating after completion; null when none")
 
 
 # --- health and the admin API (operations) -------------------------------------------------------
@@ -571,3 +578,36 @@ class ItemOut(Out):
 
 StatusIn.model_rebuild()  # its item type is defined above, after it
 OrderOut.model_rebuild()
+# --- API keys scoped to cafes (issue 11) -------------------------------------------------------------
+
+
+class ApiKeyIn(In):
+    name: Annotated[str, Field(strict=True, min_length=1, max_length=100, pattern=NO_NUL)] = Field(
+        description="Who the key is for (shown in the list)"
+    )
+    horeca_ids: list[Ident] = Field(min_length=1, max_length=100, description="The cafes the key may act for")
+
+
+class ApiKeyOut(Out):
+    id: str
+    name: str
+    horeca_ids: list[str]
+    created_at: Timestamp
+    last_used_at: Timestamp | None = Field(description="Updated at most once a minute; null when never used")
+
+
+class ApiKeyCreatedOut(Out):
+    id: str
+    key: str = Field(description="The bearer token; shown only here, stored hashed")
+    name: str
+    horeca_ids: list[str]
+    created_at: Timestamp
+
+
+class ApiKeyListOut(Out):
+    keys: list[ApiKeyOut]
+
+
+class ApiKeyDeletedOut(Out):
+    id: str
+    deleted_at: Timestamp

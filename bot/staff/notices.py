@@ -11,6 +11,7 @@ from bot.rendering import edit_body, media_body
 from bot.staff import keyboards as kb
 from bot.staff import texts as staff_texts
 from bot.staff.texts import StaffTexts
+from bot.texts import stars
 from services.delivery import Job
 
 
@@ -49,6 +50,16 @@ def notice_text(t: StaffTexts, payload: dict[str, Any]) -> str:
             n = int(payload["failed"])
             lines.append(t.count(t.summary_failed, n, names=t.names(payload.get("failed_names") or [], n)))
         return "\n".join(lines)
+    if kind == "low_rating":
+        value = payload.get("rating")
+        head = t.notice_low_rating.format(
+            stars=stars(value) if isinstance(value, int) and 1 <= value <= 5 else "?",
+            order_id=escape(str(payload.get("order_id") or "")),
+            customer=escape(str(payload.get("customer") or "?")),
+            horeca=escape(str(payload.get("horeca") or "")),
+        )
+        note = payload.get("comment")
+        return f"{head}\n{t.notice_rating_comment.format(comment=escape(str(note)))}" if note else head
     if kind == "removed":
         return t.removed.format(horeca=escape(str(payload.get("horeca") or "")))
     return escape(str(payload.get("text") or kind or "…"))

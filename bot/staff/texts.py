@@ -154,6 +154,9 @@ class StaffTexts:
     # --- media and edits (issue 12) ---
     media_too_big: str  # a file over the Bot API's 20 MB download limit
     edited: str  # heads the follow-up where Telegram cannot edit a message
+    # --- ratings (issue 11) ---
+    notice_low_rating: str  # {stars} {order_id} {customer} {horeca}
+    notice_rating_comment: str  # {comment}
 
     def count(self, text: Plural, n: int, **values: object) -> str:
         """`text` in the form the count `n` takes in this language, with `{n}` and `values` filled in."""
@@ -306,6 +309,8 @@ RU = StaffTexts(
     prompt_closed_line="⏹ Закрыто.",
     media_too_big="Файл больше 20 МБ — бот не может его передать. Отправьте файл поменьше или ссылку на него.",
     edited="✏️ Исправлено:",
+    notice_low_rating="⚠️ Низкая оценка {stars} · заказ <b>{order_id}</b> · {horeca}\nГость: <b>{customer}</b>",
+    notice_rating_comment="💬 {comment}",
 )
 
 EN = StaffTexts(
@@ -428,6 +433,8 @@ EN = StaffTexts(
     prompt_closed_line="⏹ Closed.",
     media_too_big="This file is over 20 MB, which a bot cannot pass on. Send a smaller file or a link to it.",
     edited="✏️ Edited:",
+    notice_low_rating="⚠️ Low rating {stars} · order <b>{order_id}</b> · {horeca}\nCustomer: <b>{customer}</b>",
+    notice_rating_comment="💬 {comment}",
 )
 
 DEFAULT = RU  # when Telegram does not say, or says a language we have no catalog for
