@@ -58,13 +58,15 @@ def iso(value: datetime | None) -> str | None:
 
 
 class OutboxState(StrEnum):
-    """Where an outbox message is: pending → sending → sent | failed | blocked (or back to pending)."""
+    """Where an outbox message is: pending → sending → sent | failed | blocked (or back to pending); a status that
+    a newer one of its order replaced while both waited in a backlog: pending → superseded (services/coalescing.py)."""
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
     BLOCKED = "blocked"
+    SUPERSEDED = "superseded"
 
 
 class OutboxKind(StrEnum):
