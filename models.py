@@ -186,6 +186,7 @@ class Order(Model):
     __table_args__ = (
         UniqueConstraint("horeca_id", "order_id", name="uq_orders_horeca_order"),
         Index("ix_orders_user_active", "telegram_user_id", "cancellable"),
+        Index("ix_orders_updated", "updated_at"),  # the retention job's scan of orders past the window
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -366,6 +367,9 @@ class DialogMessage(Model):
         Index("ix_dialog_messages_horeca_time", "horeca_id", "created_at"),
         Index("ix_dialog_messages_customer", "customer_id", "id"),
         Index("ix_dialog_messages_batch", "batch_id"),
+        # Deleting an outbox row or an order checks these foreign keys (the retention job deletes both).
+        Index("ix_dialog_messages_outbox", "outbox_id"),
+        Index("ix_dialog_messages_order", "order_pk"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

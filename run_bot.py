@@ -209,6 +209,8 @@ def schedule_jobs(
     staff_bot: bool,
 ) -> None:
     """Every job of the bot process (`bot/workers/`): one run at a time each, a late run is not caught up on."""
+    from bot.workers.retention import EVERY as RETENTION_EVERY
+    from bot.workers.retention import retention_job
     from bot.workers.summaries import summary_job
     from bot.workers.webhooks import webhook_job
 
@@ -221,6 +223,8 @@ def schedule_jobs(
         jobs.append(("webhooks", "webhook delivery", webhook_job(app, stop), max(every, 1.0), False))
     if staff_bot:  # a summary to a staff member once their batch is delivered
         jobs.append(("staff_summaries", "staff delivery summaries", summary_job(app), every, False))
+    if float(app.config.get("RETENTION_DAYS", 0)) > 0:  # finished history past the window, in small batches
+        jobs.append(("retention", "history retention", retention_job(app, stop), RETENTION_EVERY, True))
     for job_id, name, run, seconds, at_start in jobs:
         scheduler.add_job(
             run,

@@ -56,7 +56,8 @@ def test_refuses_a_malformed_bot_setting_in_one_line_naming_it(tmp_path, variabl
 
 @pytest.mark.parametrize(("webhooks", "staff_bot"), [(True, True), (False, False)])
 def test_every_job_of_the_bot_process_is_registered_in_one_place(tmp_path, webhooks, staff_bot):
-    """run_bot.schedule_jobs: delivery always; webhooks when BACKEND_WEBHOOK_URL is set; summaries with the staff bot."""
+    """run_bot.schedule_jobs: delivery and retention always; webhooks when BACKEND_WEBHOOK_URL is set; summaries with
+    the staff bot."""
     import threading
 
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -77,6 +78,6 @@ def test_every_job_of_the_bot_process_is_registered_in_one_place(tmp_path, webho
         jobs = {job.id: job for job in scheduler.get_jobs()}
     finally:
         engine.close()
-    expected = {"delivery"} | ({"webhooks"} if webhooks else set()) | ({"staff_summaries"} if staff_bot else set())
+    expected = {"delivery", "retention"} | ({"webhooks"} if webhooks else set()) | ({"staff_summaries"} if staff_bot else set())
     assert set(jobs) == expected
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
