@@ -123,7 +123,10 @@ def _rules() -> dict[str, tuple[Any, ColumnElement[bool]]]:
             Order,
             and_(
                 Order.updated_at < _CUTOFF,
-                ~exists().where(n.order_pk == Order.id, or_(n.state.in_(ACTIVE), n.has_button.is_(True))),
+                # Two conditions rather than one with OR: each has its index (ix_outbox_order, ix_outbox_has_button);
+                # with OR, PostgreSQL read the whole outbox once per batch (3.4 s at 4 M rows).
+                ~exists().where(n.order_pk == Order.id, n.state.in_(ACTIVE)),
+                ~exists().where(n.order_pk == Order.id, n.has_button == True),  # noqa: E712 (the partial index's form)
             ),
         ),
         "webhook_events": (WebhookEvent, and_(WebhookEvent.state == WebhookState.SENT, WebhookEvent.created_at < _CUTOFF)),
