@@ -202,6 +202,10 @@ class Order(Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+_ACTIVE = text("state IN ('pending', 'sending')")
+_ACTIVE_CHAT = text("state IN ('pending', 'sending') AND order_pk IS NULL")
+
+
 class OutboxMessage(Model):
     """A message for the bot process to deliver: a status update, or a dialog message.
 
@@ -216,6 +220,9 @@ class OutboxMessage(Model):
         Index("ix_outbox_horeca", "horeca_id", "state"),
         # The few sent messages that still carry a keyboard (the delivery job's sweep reads only these).
         Index("ix_outbox_has_button", "order_pk", sqlite_where=text("has_button = 1"), postgresql_where=text("has_button")),
+        # Only pending and sending rows: the claim's "an older row of the order (chat) is still active" (migration 0008).
+        Index("ix_outbox_active_order", "order_pk", "id", sqlite_where=_ACTIVE, postgresql_where=_ACTIVE),
+        Index("ix_outbox_active_chat", "bot", "chat_id", "id", sqlite_where=_ACTIVE_CHAT, postgresql_where=_ACTIVE_CHAT),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

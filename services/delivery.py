@@ -89,12 +89,12 @@ def _clip(error: str) -> str:
 
 def _build_claim() -> Select[Any]:
     o, p = OutboxMessage, _OLDER
-    older_in_order = select(p.id).where(p.order_pk == o.order_pk, p.id < o.id, p.state.in_(ACTIVE_STATES)).exists()
-    older_in_chat = (
-        select(p.id)
-        .where(p.order_pk.is_(None), p.bot == o.bot, p.chat_id == o.chat_id, p.id < o.id, p.state.in_(ACTIVE_STATES))
-        .exists()
-    )
+    # The states as SQL literals, so PostgreSQL can use the partial indexes of active rows (ix_outbox_active_order,
+    # ix_outbox_active_chat: migration 0008) in every plan. Without them, on a big table whose statistics still
+    # say "no pending rows", each claimed row scanned every pending one: 0.8-1.2 s per claim at 1,000 pending.
+    active = p.state.in_(bindparam("active_states", list(ACTIVE_STATES), expanding=True, literal_execute=True))
+    older_in_order = select(p.id).where(p.order_pk == o.order_pk, p.id < o.id, active).exists()
+    older_in_chat = select(p.id).where(p.order_pk.is_(None), p.bot == o.bot, p.chat_id == o.chat_id, p.id < o.id, active).exists()
     return (
         select(o.id, o.bot, o.kind, o.chat_id, o.order_pk, o.status, o.text, o.payload, o.attempts, o.first_attempt_at)
         .where(
