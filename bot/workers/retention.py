@@ -1,4 +1,5 @@
-"""The retention job: once an hour, delete finished history older than RETENTION_DAYS (services/retention.py)."""
+"""The retention job: five minutes after start, then hourly, delete finished history older than RETENTION_DAYS
+(services/retention.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services import retention
 log = logging.getLogger(__name__)
 
 EVERY = 3600.0  # seconds between runs
+FIRST = 300.0  # seconds from the process's start to the first run
 
 
 def retention_job(app: Flask, stop: threading.Event) -> Callable[[], int]:
