@@ -129,6 +129,10 @@ class Config:
         self.DIALOG_WINDOW_HOURS = _float("DIALOG_WINDOW_HOURS", 24.0)
         self.DIALOGS_PAGE_SIZE = _int("DIALOGS_PAGE_SIZE", 8)
         self.COLLEAGUE_NOTE_SECONDS = _float("COLLEAGUE_NOTE_SECONDS", 60.0)
+        # History (issue 10): a late status gives way to its order's newest due one; what is older than the window goes.
+        self.COALESCE_AFTER_SECONDS = _float("COALESCE_AFTER_SECONDS", 10.0)
+        self.RETENTION_DAYS = _float("RETENTION_DAYS", 90.0)
+        self.RETENTION_BATCH_SIZE = _int("RETENTION_BATCH_SIZE", 500)
         for key, value in overrides.items():
             setattr(self, key, value)
         self.DATABASE_URL = check_database_url(self.DATABASE_URL)

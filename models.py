@@ -58,13 +58,15 @@ def iso(value: datetime | None) -> str | None:
 
 
 class OutboxState(StrEnum):
-    """Where an outbox message is: pending → sending → sent | failed | blocked (or back to pending)."""
+    """Where an outbox message is: pending → sending → sent | failed | blocked (or back to pending); a status that
+    a newer one of its order replaced while both waited in a backlog: pending → superseded (services/coalescing.py)."""
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
     BLOCKED = "blocked"
+    SUPERSEDED = "superseded"
 
 
 class OutboxKind(StrEnum):
@@ -187,6 +189,7 @@ class Order(Model):
     __table_args__ = (
         UniqueConstraint("horeca_id", "order_id", name="uq_orders_horeca_order"),
         Index("ix_orders_user_active", "telegram_user_id", "cancellable"),
+        Index("ix_orders_updated", "updated_at"),  # the retention job's scan of orders past the window
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -207,6 +210,10 @@ class Order(Model):
     pickup_code: Mapped[str | None] = mapped_column(String(16))
 
 
+_ACTIVE = text("state IN ('pending', 'sending')")
+_ACTIVE_CHAT = text("state IN ('pending', 'sending') AND order_pk IS NULL")
+
+
 class OutboxMessage(Model):
     """A message for the bot process to deliver: a status update, or a dialog message.
 
@@ -221,6 +228,9 @@ class OutboxMessage(Model):
         Index("ix_outbox_horeca", "horeca_id", "state"),
         # The few sent messages that still carry a keyboard (the delivery job's sweep reads only these).
         Index("ix_outbox_has_button", "order_pk", sqlite_where=text("has_button = 1"), postgresql_where=text("has_button")),
+        # Only pending and sending rows: the claim's "an older row of the order (chat) is still active" (migration 0008).
+        Index("ix_outbox_active_order", "order_pk", "id", sqlite_where=_ACTIVE, postgresql_where=_ACTIVE),
+        Index("ix_outbox_active_chat", "bot", "chat_id", "id", sqlite_where=_ACTIVE_CHAT, postgresql_where=_ACTIVE_CHAT),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -378,6 +388,9 @@ class DialogMessage(Model):
         Index("ix_dialog_messages_customer", "customer_id", "id"),
         Index("ix_dialog_messages_batch", "batch_id"),
         Index("ix_dialog_messages_source", "source_message_id"),
+        # Deleting an outbox row or an order checks these foreign keys (the retention job deletes both).
+        Index("ix_dialog_messages_outbox", "outbox_id"),
+        Index("ix_dialog_messages_order", "order_pk"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -210,6 +210,9 @@ def schedule_jobs(
 ) -> None:
     """Every job of the bot process (`bot/workers/`): one run at a time each, a late run is not caught up on."""
     from bot.workers.group_headers import group_header_job
+    from bot.workers.retention import EVERY as RETENTION_EVERY
+    from bot.workers.retention import FIRST as RETENTION_FIRST
+    from bot.workers.retention import retention_job
     from bot.workers.summaries import summary_job
     from bot.workers.webhooks import webhook_job
     from models import BotName
@@ -227,6 +230,8 @@ def schedule_jobs(
     if staff_bot and horeca_bot is not None:  # the header of a customer's topic in the staff group follows their orders
         headers = group_header_job(app, horeca_bot, stop)
         jobs.append(("group_headers", "staff group topic headers", headers, max(every, 2.0), False))
+    if float(app.config.get("RETENTION_DAYS", 0)) > 0:  # finished history past the window, in small batches
+        jobs.append(("retention", "history retention", retention_job(app, stop), RETENTION_EVERY, False))
     for job_id, name, run, seconds, at_start in jobs:
         scheduler.add_job(
             run,
@@ -239,6 +244,9 @@ def schedule_jobs(
             misfire_grace_time=None,
             **({"next_run_time": datetime.now(UTC)} if at_start else {}),
         )
+    if scheduler.get_job("retention") is not None:
+        # Not at start (a start often drains a backlog, its first seconds the most timing-sensitive), nor an hour later.
+        scheduler.modify_job("retention", next_run_time=datetime.now(UTC) + timedelta(seconds=RETENTION_FIRST))
 
 
 def _identify(bot: TeleBot, spec: BotSpec, stop: threading.Event) -> str | None:

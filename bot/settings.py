@@ -34,6 +34,7 @@ class BotSettings:
     backoff_max: float = 60.0
     request_timeout: float = 7.0
     poll_timeout: int = 20
+    coalesce_after: float = 10.0  # seconds a status may be late before its order's newest due status replaces it
 
     @classmethod
     def from_config(cls, config: Config | Mapping[str, Any]) -> BotSettings:
@@ -51,6 +52,7 @@ class BotSettings:
             backoff_max=_number(values, "DELIVERY_BACKOFF_MAX_SECONDS"),
             request_timeout=_number(values, "TELEGRAM_REQUEST_TIMEOUT_SECONDS"),
             poll_timeout=int(_number(values, "POLL_TIMEOUT_SECONDS")),
+            coalesce_after=_number(values, "COALESCE_AFTER_SECONDS"),
         )
         settings.check()
         return settings
@@ -69,6 +71,7 @@ class BotSettings:
             ("DELIVERY_BACKOFF_MAX_SECONDS", self.backoff_max >= self.backoff_base),
             ("TELEGRAM_REQUEST_TIMEOUT_SECONDS", 0 < self.request_timeout <= 8),
             ("POLL_TIMEOUT_SECONDS", 0 <= self.poll_timeout <= 50),
+            ("COALESCE_AFTER_SECONDS", self.coalesce_after >= 0),
         ]
         for name, ok in problems:
             if not ok:

@@ -6,7 +6,8 @@ chat of one bot) are claimed one at a time, oldest first: a row is not due while
 order is pending or sending. A `sending` claim older than the claim timeout belongs to a process that
 died and is taken over. A status to a customer who never started the bot ("400 chat not found") is set
 aside as `blocked` with `customers.WAITING_ERROR` and queued again when they write to the bot: not
-`pending`, which would count as a backlog (the oldest-pending alert) for as long as they wait.
+`pending`, which would count as a backlog (the oldest-pending alert) for as long as they wait. Under a
+backlog, a late status gives way to the newest due status of its order (`services/coalescing.py`, in the claim).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.orm import aliased
 
 from database import transaction
 from models import BotName, Customer, OutboxMessage, OutboxState, db, utcnow
-from services import customers, status_card
+from services import coalescing, customers, status_card
 from services.claims import claimable, stale_before
 from services.status_card import StatusCard
 
@@ -88,12 +89,12 @@ def _clip(error: str) -> str:
 
 def _build_claim() -> Select[Any]:
     o, p = OutboxMessage, _OLDER
-    older_in_order = select(p.id).where(p.order_pk == o.order_pk, p.id < o.id, p.state.in_(ACTIVE_STATES)).exists()
-    older_in_chat = (
-        select(p.id)
-        .where(p.order_pk.is_(None), p.bot == o.bot, p.chat_id == o.chat_id, p.id < o.id, p.state.in_(ACTIVE_STATES))
-        .exists()
-    )
+    # The states as SQL literals, so PostgreSQL can use the partial indexes of active rows (ix_outbox_active_order,
+    # ix_outbox_active_chat: migration 0011) in every plan. Without them, on a big table whose statistics still
+    # say "no pending rows", each claimed row scanned every pending one: 0.8-1.2 s per claim at 1,000 pending.
+    active = p.state.in_(bindparam("active_states", list(ACTIVE_STATES), expanding=True, literal_execute=True))
+    older_in_order = select(p.id).where(p.order_pk == o.order_pk, p.id < o.id, active).exists()
+    older_in_chat = select(p.id).where(p.order_pk.is_(None), p.bot == o.bot, p.chat_id == o.chat_id, p.id < o.id, active).exists()
     return (
         select(o.id, o.bot, o.kind, o.chat_id, o.order_pk, o.status, o.text, o.payload, o.attempts, o.first_attempt_at)
         .where(
@@ -137,8 +138,14 @@ _MARK_BLOCKED = (
 )
 
 
-def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float) -> list[Job]:
-    """Claim up to `limit` due messages of these bots for `worker`: marks them sending and commits."""
+def claim_due(
+    worker: str, bots: Iterable[str], limit: int, claim_timeout: float, coalesce_after: float | None = None
+) -> list[Job]:
+    """Claim up to `limit` due messages of these bots for `worker`: marks them sending and commits.
+
+    `coalesce_after`: a status row older than this many seconds gives way to the newest due status of its order
+    (`services/coalescing.py`); None: every status is sent.
+    """
     now = utcnow()
     with _turn(), db.engine.begin() as conn:  # hot: Core statements built once, one short transaction
         rows = conn.execute(
@@ -146,6 +153,8 @@ def claim_due(worker: str, bots: Iterable[str], limit: int, claim_timeout: float
         ).all()
         if not rows:
             return []
+        if coalesce_after is not None:
+            rows = coalescing.coalesce(conn, rows, now, coalesce_after)
         order_pks = sorted({r.order_pk for r in rows if r.order_pk is not None})
         orders = status_card.orders_of_claim(conn, order_pks)
         chats = sorted({r.chat_id for r in rows if r.bot == BotName.CUSTOMER})

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_STATES: tuple[str, ...] = tuple(OutboxState)
 OUTBOX_UNDELIVERED: tuple[str, ...] = (OutboxState.PENDING, OutboxState.SENDING)
-OUTBOX_NOT_SENT: tuple[str, ...] = (*OUTBOX_UNDELIVERED, OutboxState.FAILED, OutboxState.BLOCKED)
+OUTBOX_NOT_SENT: tuple[str, ...] = (*OUTBOX_UNDELIVERED, OutboxState.FAILED, OutboxState.BLOCKED, OutboxState.SUPERSEDED)
 WEBHOOK_STATES: tuple[str, ...] = tuple(WebhookState)
 # Upper bounds (seconds) of the delivery latency buckets: the job runs every second, retries back off to minutes.
 LATENCY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
@@ -310,7 +310,9 @@ class DeliveryLatency:
     where rows may still change or commit late. Below it every row was sent, failed or blocked when cached;
     a failed or blocked one that an admin requeued and the bot then sent would change the sums, and shows
     as one fewer not-sent row below the watermark (total not-sent rows, an index count, minus those above
-    it): the cache is then rebuilt. Rows are never deleted; if they were, the sums would keep counting them.
+    it): the cache is then rebuilt. The retention job (services/retention.py) deletes old rows: a deleted
+    not-sent row below the watermark also rebuilds the cache, so after a purge the figures cover the rows kept
+    (a counter reset to Prometheus); deleted sent rows alone stay counted until the next rebuild or restart.
     """
 
     def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS, margin: int = 1000) -> None:

@@ -111,7 +111,7 @@ def test_outbox_figures_match_what_was_pushed_and_delivered(app, api):
 
     samples = scrape(api)
     states = {s: value(samples, "customer_bot_outbox_messages", state=s) for s in monitoring.OUTBOX_STATES}
-    assert states == {"pending": 2, "sending": 0, "sent": 3, "failed": 1, "blocked": 1}  # ids[3] is pending too
+    assert states == {"pending": 2, "sending": 0, "sent": 3, "failed": 1, "blocked": 1, "superseded": 0}  # ids[3] is pending too
     assert value(samples, "customer_bot_outbox_queued_total") == 7
     assert value(samples, "customer_bot_outbox_backlog") == 2
     assert 30 <= value(samples, "customer_bot_outbox_oldest_pending_age_seconds") < 40

@@ -56,8 +56,8 @@ def test_refuses_a_malformed_bot_setting_in_one_line_naming_it(tmp_path, variabl
 
 @pytest.mark.parametrize(("webhooks", "staff_bot"), [(True, True), (False, False)])
 def test_every_job_of_the_bot_process_is_registered_in_one_place(tmp_path, webhooks, staff_bot):
-    """run_bot.schedule_jobs: delivery always; webhooks when BACKEND_WEBHOOK_URL is set; summaries and the staff
-    group's topic headers with the staff bot."""
+    """run_bot.schedule_jobs: delivery and retention always; webhooks when BACKEND_WEBHOOK_URL is set; summaries and
+    the staff group's topic headers with the staff bot."""
     import threading
 
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -82,6 +82,6 @@ def test_every_job_of_the_bot_process_is_registered_in_one_place(tmp_path, webho
     finally:
         engine.close()
     staff_jobs = {"staff_summaries", "group_headers"}
-    expected = {"delivery"} | ({"webhooks"} if webhooks else set()) | (staff_jobs if staff_bot else set())
+    expected = {"delivery", "retention"} | ({"webhooks"} if webhooks else set()) | (staff_jobs if staff_bot else set())
     assert set(jobs) == expected
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())

@@ -1,4 +1,5 @@
-"""Admin commands: `flask --app wsgi outbox list|retry` and `flask --app wsgi webhooks list|retry`."""
+"""Admin commands: `flask --app wsgi outbox list|retry`, `flask --app wsgi webhooks list|retry` and
+`flask --app wsgi purge [--dry-run]`."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
 from models import iso
-from services import outbox_admin
+from services import outbox_admin, retention
 from services.errors import ServiceError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,6 +24,7 @@ webhooks = AppGroup("webhooks", help="Events for the backend's webhook: list the
 def register(app: Flask) -> None:
     app.cli.add_command(outbox)
     app.cli.add_command(webhooks)
+    app.cli.add_command(purge)
 
 
 def _cell(value: object, width: int | None) -> str:
@@ -146,3 +148,27 @@ def webhooks_retry(ids: tuple[int, ...], all_failed: bool) -> None:
     if not ids and not all_failed:
         raise click.UsageError("give the ids to queue again, or --all-failed")
     report_retry(_run(outbox_admin.retry_webhooks, ids, all_failed))
+
+
+@click.command("purge")
+@with_appcontext
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted, per table.")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The retention window in days (default: RETENTION_DAYS).",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 100_000), default=None, help="Rows per transaction (default: RETENTION_BATCH_SIZE)."
+)
+def purge(dry_run: bool, days: float | None, batch_size: int | None) -> None:
+    """Delete finished history older than the retention window, as the bot process does hourly."""
+    config = current_app.config
+    window = float(config["RETENTION_DAYS"]) if days is None else days
+    if not retention.enabled(window):
+        raise click.UsageError("RETENTION_DAYS is 0 (keep everything): give --days to purge anyway")
+    result = retention.purge(window, batch_size or int(config["RETENTION_BATCH_SIZE"]), dry_run=dry_run)
+    print_table(("table", "would delete" if dry_run else "deleted"), [(t, n) for t, n in result.counts.items()], wide=True)
+    verb = "would delete" if dry_run else f"deleted in {result.batches} batches"
+    click.echo(f"({verb}: {result.total} rows older than {iso(result.cutoff)}, {window:g} days)", err=True)

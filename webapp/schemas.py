@@ -190,13 +190,15 @@ class RecordedOut(Out):
     order_id: str
     horeca_id: str
     status: Status | None = Field(description="null for a text without a status")
-    delivery: Literal["pending", "sending", "sent", "failed", "blocked"]
+    delivery: Literal["pending", "sending", "sent", "failed", "blocked", "superseded"]
 
 
 class UpdateOut(Out):
     update_id: int
     status: Status | None = Field(description="null for a text sent without a status")
-    delivery: Literal["pending", "sent", "failed", "blocked"]
+    delivery: Literal["pending", "sent", "failed", "blocked", "superseded"] = Field(
+        description="superseded: a newer status of the order was due at the same time and went out instead"
+    )
     created_at: Timestamp
     sent_at: Timestamp | None
     last_error: str | None
@@ -313,7 +315,7 @@ class OutboxItemOut(Out):
     horeca_id: str | None
     order_id: str | None
     status: str | None = Field(description="The order status this message announces")
-    state: Literal["pending", "sending", "sent", "failed", "blocked"]
+    state: Literal["pending", "sending", "sent", "failed", "blocked", "superseded"]
     attempts: int
     last_error: str | None
     created_at: Timestamp

@@ -96,7 +96,9 @@ class Delivery:
             # Claim in batches, topping up once half the batch is done; claims are cheap index range scans.
             if not self.stop.is_set() and free >= max(1, target // 2) and not self._paused():
                 with self.app.app_context():
-                    jobs = delivery.claim_due(self.worker, self.bots, free, self.settings.claim_timeout)
+                    jobs = delivery.claim_due(
+                        self.worker, self.bots, free, self.settings.claim_timeout, self.settings.coalesce_after
+                    )
                 for job in jobs:
                     inflight.add(self.pool.submit(self._deliver, job))
                 attempted += len(jobs)

@@ -95,18 +95,23 @@ def all_sent(stack: Stack, total: int):
     return len(states) == total and all(s == "sent" for s in states.values())
 
 
+# These tests follow every queued status to Telegram: coalescing (a late status skipped for a newer one of its
+# order, tests/test_coalescing.py) is put out of reach, or a drain longer than its 10 s would rightly skip some.
+EVERY_STATUS = {"COALESCE_AFTER_SECONDS": "3600"}
+
+
 def test_kill_9_while_500_updates_are_pending_loses_none(stack: Stack):
     statuses = ("created", "accepted")
     queued = prepare(stack, users=50, orders=5, statuses=statuses, first_user=3000)
     assert len(queued) == 500
-    bot = stack.start_bot()
+    bot = stack.start_bot(**EVERY_STATUS)
     wait_until(lambda: sent_count(stack) >= 100, 30, 0.005, "100 messages delivered")
     bot.kill9()
     before = sent_count(stack)
     in_flight = {row for row, state in stack.outbox_states().items() if state == "sending"}
     assert before < 500, "the kill came too late to test anything"
 
-    stack.start_bot()  # takes over the dead process's claims after CLAIM_TIMEOUT_SECONDS
+    stack.start_bot(**EVERY_STATUS)  # takes over the dead process's claims after CLAIM_TIMEOUT_SECONDS
     wait_until(lambda: all_sent(stack, 500), 60, 0.2, "all 500 updates sent")
     seen = delivered(stack)
     assert set(seen) == {(u, o, s) for u, o, s in queued}  # nothing lost
@@ -119,7 +124,7 @@ def test_kill_9_while_500_updates_are_pending_loses_none(stack: Stack):
 
 def test_429_and_5xx_storms_still_deliver_everything_once_in_order(stack: Stack):
     statuses = ("created", "accepted", "preparing")
-    stack.start_bot()
+    stack.start_bot(**EVERY_STATUS)
     emu = stack.emu
     emu.faults("429", bot=BOT_USERNAME, method="sendMessage", count=3, retry_after=1)
     emu.faults("502_html", bot=BOT_USERNAME, method="sendMessage", count=5)
@@ -173,7 +178,7 @@ def test_rate_limits_on_no_429_and_one_message_per_second_per_chat(stack: Stack)
     for status in ("created", "accepted", "preparing"):
         stack.api.push(anna, "P-1", status)
     started = time.monotonic()
-    stack.start_bot(TELEGRAM_GLOBAL_RATE="30", TELEGRAM_PER_CHAT_RATE="1")
+    stack.start_bot(TELEGRAM_GLOBAL_RATE="30", TELEGRAM_PER_CHAT_RATE="1", **EVERY_STATUS)
     wait_until(lambda: all_sent(stack, len(queued) + 3), 30, 0.1, "everything sent within the limits")
     took = time.monotonic() - started
     assert stack.emu.stats(BOT_USERNAME)["rate_limited_429"] == 0
