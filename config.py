@@ -129,6 +129,8 @@ class Config:
         self.DIALOG_WINDOW_HOURS = _float("DIALOG_WINDOW_HOURS", 24.0)
         self.DIALOGS_PAGE_SIZE = _int("DIALOGS_PAGE_SIZE", 8)
         self.COLLEAGUE_NOTE_SECONDS = _float("COLLEAGUE_NOTE_SECONDS", 60.0)
+        # Several bot processes on one PostgreSQL (issue 10): one send budget per bot (0: each process its own).
+        self.SHARED_SEND_BUDGET = _bool("SHARED_SEND_BUDGET", True)
         for key, value in overrides.items():
             setattr(self, key, value)
         self.DATABASE_URL = check_database_url(self.DATABASE_URL)

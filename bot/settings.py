@@ -34,6 +34,7 @@ class BotSettings:
     backoff_max: float = 60.0
     request_timeout: float = 7.0
     poll_timeout: int = 20
+    shared_budget: bool = True  # PostgreSQL: one send budget per bot for every bot process (issue 10)
 
     @classmethod
     def from_config(cls, config: Config | Mapping[str, Any]) -> BotSettings:
@@ -51,6 +52,7 @@ class BotSettings:
             backoff_max=_number(values, "DELIVERY_BACKOFF_MAX_SECONDS"),
             request_timeout=_number(values, "TELEGRAM_REQUEST_TIMEOUT_SECONDS"),
             poll_timeout=int(_number(values, "POLL_TIMEOUT_SECONDS")),
+            shared_budget=bool(values.get("SHARED_SEND_BUDGET", True)),
         )
         settings.check()
         return settings

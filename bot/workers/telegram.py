@@ -23,9 +23,10 @@ from telebot import TeleBot
 from telebot.types import LinkPreviewOptions
 
 from bot import cancel_button, renderers
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import Limiter
 from bot.rendered import NoRenderer
 from bot.settings import BotSettings
+from bot.shared_budget import limiters
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
 from bot.workers.common import RetryPolicy, scheduled
@@ -58,7 +59,7 @@ class Delivery:
         self.stop = stop
         self.usernames = dict(usernames or {})
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.limiters = {name: RateLimiter(settings.global_rate, settings.per_chat_rate) for name in self.bots}
+        self.limiters = limiters(app, list(self.bots), settings)  # shared by every bot process on PostgreSQL
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="delivery")
         self.recorder = Recorder(app)
         # Half of base·2^(n-1) (capped) plus up to as much again; the last attempt happens at the deadline.
@@ -144,8 +145,8 @@ class Delivery:
         try:
             return self._deliver_one(job)
         except Exception:
-            # Typically the database went away while recording: the row stays claimed and is sent again
-            # after the claim timeout (the one way to a duplicate besides a kill).
+            # Typically the database stayed away while recording, beyond `delivery.record_sent`'s retries on a
+            # fresh connection: the row stays claimed and is sent again after the claim timeout (docs/deploy.md).
             log.exception("delivering outbox row %s failed", job.id)
             return None
 
@@ -189,7 +190,7 @@ class Delivery:
         log.debug("outbox row %s sent as message %s", job.id, message.message_id)
         return sent
 
-    def _take_slot(self, limiter: RateLimiter, job: Job) -> bool:
+    def _take_slot(self, limiter: Limiter, job: Job) -> bool:
         """Wait for a send slot; False (row given back) when stopping or the wait would be long."""
         while True:
             if self.stop.is_set():
@@ -209,7 +210,7 @@ class Delivery:
         with self.app.app_context():
             delivery.release([job.id], self.worker, delay)
 
-    def _failed(self, job: Job, limiter: RateLimiter, failure: Failure) -> None:
+    def _failed(self, job: Job, limiter: Limiter, failure: Failure) -> None:
         if failure.kind == RATE_LIMITED:
             limiter.pause(failure.retry_after)
             log.warning("Telegram asks %s to wait %.0f s (429); row %s waits", job.bot, failure.retry_after, job.id)
