@@ -30,6 +30,7 @@ DATABASE_TROUBLE_WAIT = 1.0  # the database did not answer: the row goes back fo
 class _Request:
     chat_id: int | None
     max_wait: float
+    asked_at: float = 0.0  # monotonic: when its statement went to the database
     done: threading.Event = field(default_factory=threading.Event)
     grant: send_budget.Grant | None = None
 
@@ -64,7 +65,11 @@ class SharedRateLimiter:
         grant = request.grant
         assert grant is not None
         self._earliest.value = grant.earliest
-        return grant.wait
+        if grant.wait is None:
+            return None
+        # Counted from when the statement left, not from when its answer came back: how long the database took
+        # to answer (a commit, a busy server) then shifts no process's sends against another's.
+        return max(0.0, request.asked_at + grant.wait - time.monotonic())
 
     def _ask(self) -> None:
         """Take every waiting request (one per chat) to the database, until none is left."""
@@ -91,6 +96,9 @@ class SharedRateLimiter:
 
     def _grants(self, batch: list[_Request]) -> list[send_budget.Grant]:
         max_wait = min(r.max_wait for r in batch)
+        asked_at = time.monotonic()
+        for request in batch:
+            request.asked_at = asked_at
         try:
             with self.app.app_context():
                 grants = send_budget.reserve(self.bot, [r.chat_id for r in batch], self._gap, self._chat_gap, max_wait)

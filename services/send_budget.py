@@ -25,7 +25,11 @@ from models import db
 # that got a slot: moved to the slot when the chat is free by then, left alone otherwise.
 _RESERVE = text(
     """
-WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),
+WITH clock AS (
+    -- Budget rows need no flush to disk before the answer (a crash loses a second of slots, nothing more).
+    SELECT extract(epoch FROM clock_timestamp())::float8 AS now
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS fast
+),
 budget AS (
     INSERT INTO send_budgets AS b (bot, next_slot, paused_until, last_grant)
     SELECT :bot, clock.now + :n * :gap, 0, clock.now FROM clock
@@ -65,7 +69,7 @@ _PRUNE = text("DELETE FROM send_chat_slots WHERE next_at < extract(epoch FROM cl
 
 @dataclass(frozen=True)
 class Grant:
-    """One request's answer: `wait` seconds until its slot (from when the answer arrived), or None and `earliest`."""
+    """One request's answer: `wait` seconds from the statement's start until its slot, or None and `earliest`."""
 
     wait: float | None
     earliest: float  # seconds until a slot could be free, when `wait` is None
