@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 MAX_INLINE_WAIT = 1.0  # a worker waits this long for a send slot; longer, the row goes back with a due time
 SWEEP_EVERY = 5.0  # seconds between looks for keyboards that should be gone (edits that failed, crashes)
 BEAT_EVERY = 1.0  # seconds between heartbeat writes
+LATE_SLOT = 0.02  # seconds a worker may be late for its send slot; later, it takes a new one (issue 10)
+MAX_LATE_SLOTS = 5  # late that many times in a row: the row goes back to the outbox
 
 
 class Delivery:
@@ -192,6 +194,7 @@ class Delivery:
 
     def _take_slot(self, limiter: Limiter, job: Job) -> bool:
         """Wait for a send slot; False (row given back) when stopping or the wait would be long."""
+        late = 0
         while True:
             if self.stop.is_set():
                 self._release(job, 0.0)
@@ -200,11 +203,20 @@ class Delivery:
             if pause is None:
                 self._release(job, limiter.earliest(job.chat_id))
                 return False
+            slot = time.monotonic() + pause
             if pause > 0 and self.stop.wait(pause):
                 self._release(job, 0.0)
                 return False
-            if limiter.paused_for() <= 0:  # no 429 arrived while we waited
+            if limiter.paused_for() > 0:  # a 429 arrived while we waited
+                continue
+            if time.monotonic() - slot <= LATE_SLOT:
                 return True
+            # This thread woke too late (a busy machine): sent now, the message would crowd the next slots' second
+            # and provoke a 429. The slot is left unused; a new one is taken.
+            late += 1
+            if late >= MAX_LATE_SLOTS:
+                self._release(job, 0.0)
+                return False
 
     def _release(self, job: Job, delay: float) -> None:
         with self.app.app_context():
