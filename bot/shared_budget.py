@@ -49,7 +49,6 @@ class SharedRateLimiter:
         self._paused_until = 0.0  # monotonic, from the last answer or our own 429
         self._earliest = threading.local()
         self._next_prune = time.monotonic() + PRUNE_EVERY
-        self.round_trips = 0
 
     def reserve(self, chat_id: int | None, max_wait: float) -> float | None:
         """Seconds to wait before sending (0 = now); None (nothing reserved) if the slot is later than `max_wait`."""
@@ -102,7 +101,6 @@ class SharedRateLimiter:
         try:
             with self.app.app_context():
                 grants = send_budget.reserve(self.bot, [r.chat_id for r in batch], self._gap, self._chat_gap, max_wait)
-                self.round_trips += 1
                 if time.monotonic() >= self._next_prune:
                     self._next_prune = time.monotonic() + PRUNE_EVERY
                     send_budget.prune()
