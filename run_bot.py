@@ -210,9 +210,7 @@ def run(config: Config, specs: list[BotSpec]) -> int:
 
     while not stop.wait(0.5):  # a timed wait keeps the main thread ready for signals
         pass
-    _shutdown(pollers, scheduler, engine)
-    for election in elections.values():
-        election.close()  # after the pollers confirmed what they handled: the next poller starts from there
+    _shutdown(pollers, scheduler, engine, list(elections.values()))
     return exit_code[0]
 
 
@@ -343,13 +341,17 @@ def _quiet_libraries(level: str) -> None:
     logging.getLogger("apscheduler.scheduler").addFilter(_SkipBusyRuns())
 
 
-def _shutdown(pollers: list[Poller], scheduler: BackgroundScheduler, engine: Delivery) -> None:
+def _shutdown(
+    pollers: list[Poller], scheduler: BackgroundScheduler, engine: Delivery, elections: list[PollerElection] | None = None
+) -> None:
     """Stop polling after the update in hand, let the delivery tick finish its sends, exit."""
     timer = threading.Timer(SHUTDOWN_GRACE, _give_up)
     timer.daemon = True
     timer.start()
     for poller in pollers:
         poller.close(POLLER_CLOSE_WAIT)
+    for election in elections or []:
+        election.close()  # after the pollers confirmed what they handled: the next poller starts from there
     scheduler.shutdown(wait=True)
     engine.close()
     timer.cancel()

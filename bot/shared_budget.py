@@ -24,13 +24,14 @@ log = logging.getLogger(__name__)
 
 PRUNE_EVERY = 600.0  # seconds between sweeps of the per-chat rows
 DATABASE_TROUBLE_WAIT = 1.0  # the database did not answer: the row goes back for this long
+OFFSET_KEEP = 10.0  # seconds a clock offset measured over the shortest round trip is kept
 
 
 @dataclass
 class _Request:
     chat_id: int | None
     max_wait: float
-    asked_at: float = 0.0  # monotonic: when its statement went to the database
+    at: float = 0.0  # monotonic: when its slot comes, by this process's clock
     done: threading.Event = field(default_factory=threading.Event)
     grant: send_budget.Grant | None = None
 
@@ -49,6 +50,9 @@ class SharedRateLimiter:
         self._paused_until = 0.0  # monotonic, from the last answer or our own 429
         self._earliest = threading.local()
         self._next_prune = time.monotonic() + PRUNE_EVERY
+        self._offset = 0.0  # the server's clock minus this process's monotonic clock (`_local_time`)
+        self._best_trip = float("inf")
+        self._offset_at = 0.0
 
     def reserve(self, chat_id: int | None, max_wait: float) -> float | None:
         """Seconds to wait before sending (0 = now); None (nothing reserved) if the slot is later than `max_wait`."""
@@ -56,48 +60,47 @@ class SharedRateLimiter:
         with self._lock:
             self._waiting.append(request)
             lead = not self._asking
+            self._asking = True
+        while True:
             if lead:
-                self._asking = True
-        if lead:
-            self._ask()
-        request.done.wait()
+                self._round()
+            request.done.wait()
+            if request.grant is not None:
+                break
+            request.done.clear()  # woken without a grant: this thread takes the next round to the database
+            lead = True
         grant = request.grant
-        assert grant is not None
         self._earliest.value = grant.earliest
         if grant.wait is None:
             return None
-        # Counted from when the statement left, not from when its answer came back: how long the database took
-        # to answer (a commit, a busy server) then shifts no process's sends against another's.
-        return max(0.0, request.asked_at + grant.wait - time.monotonic())
+        return max(0.0, request.at - time.monotonic())
 
-    def _ask(self) -> None:
-        """Take every waiting request (one per chat) to the database, until none is left."""
-        while True:
-            with self._lock:
-                batch: list[_Request] = []
-                later: list[_Request] = []
-                chats: set[int] = set()
-                for request in self._waiting:
-                    if request.chat_id is not None and request.chat_id in chats:
-                        later.append(request)  # a chat's row is updated once per statement
-                    else:
-                        batch.append(request)
-                        if request.chat_id is not None:
-                            chats.add(request.chat_id)
-                self._waiting = later
-                if not batch:
-                    self._asking = False
-                    return
-            grants = self._grants(batch)
-            for request, grant in zip(batch, grants, strict=True):
-                request.grant = grant
-                request.done.set()
+    def _round(self) -> None:
+        """Take the waiting requests (one per chat) to the database; then the next waiting thread leads."""
+        with self._lock:
+            batch: list[_Request] = []
+            later: list[_Request] = []
+            chats: set[int] = set()
+            for request in self._waiting:
+                if request.chat_id is not None and request.chat_id in chats:
+                    later.append(request)  # a chat's row is updated once per statement
+                else:
+                    batch.append(request)
+                    if request.chat_id is not None:
+                        chats.add(request.chat_id)
+            self._waiting = later
+        for request, grant in zip(batch, self._grants(batch), strict=True):
+            request.grant = grant
+            request.done.set()
+        with self._lock:
+            if self._waiting:
+                self._waiting[0].done.set()  # no grant: it leads the next round (this thread goes to send)
+            else:
+                self._asking = False
 
     def _grants(self, batch: list[_Request]) -> list[send_budget.Grant]:
         max_wait = min(r.max_wait for r in batch)
         asked_at = time.monotonic()
-        for request in batch:
-            request.asked_at = asked_at
         try:
             with self.app.app_context():
                 grants = send_budget.reserve(self.bot, [r.chat_id for r in batch], self._gap, self._chat_gap, max_wait)
@@ -107,10 +110,26 @@ class SharedRateLimiter:
         except Exception as exc:  # noqa: BLE001 - no slot without the database: the rows go back and wait
             log.warning("the shared send budget of bot %s is unreachable: %s", self.bot, type(exc).__name__)
             return [send_budget.Grant(None, DATABASE_TROUBLE_WAIT, 0.0) for _ in batch]
+        answered_at = time.monotonic()
+        local = self._local_time(grants[0].now, asked_at, answered_at) if grants else answered_at
+        for request, grant in zip(batch, grants, strict=True):
+            request.at = local + (grant.wait or 0.0)
         paused = max(g.paused_for for g in grants)
         with self._lock:
             self._paused_until = max(self._paused_until, time.monotonic() + paused) if paused else self._paused_until
         return grants
+
+    def _local_time(self, server_now: float, asked_at: float, answered_at: float) -> float:
+        """This process's monotonic time at the server's `server_now`, as NTP reckons it: the server read its clock
+        halfway through the round trip, give or take half of it; the shortest recent round trip is the best guess.
+        Every process thus sends at the server's slot times within a fraction of a millisecond, however long a
+        particular answer took (a busy server, a thread of ours that was not running)."""
+        trip = answered_at - asked_at
+        offset = server_now - (asked_at + answered_at) / 2
+        with self._lock:
+            if trip <= self._best_trip or answered_at - self._offset_at > OFFSET_KEEP:
+                self._offset, self._best_trip, self._offset_at = offset, trip, answered_at
+            return server_now - self._offset
 
     def earliest(self, chat_id: int | None) -> float:
         """Seconds until a slot could be free, as the calling thread's last refused `reserve` learned it."""

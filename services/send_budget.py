@@ -74,6 +74,7 @@ class Grant:
     wait: float | None
     earliest: float  # seconds until a slot could be free, when `wait` is None
     paused_for: float  # seconds left of the bot's 429 pause (0: none)
+    now: float = 0.0  # the server's clock (seconds since the epoch) when the statement ran
 
 
 def reserve(bot: str, chats: Sequence[int | None], gap: float, chat_gap: float, max_wait: float) -> list[Grant]:
@@ -83,19 +84,20 @@ def reserve(bot: str, chats: Sequence[int | None], gap: float, chat_gap: float, 
     sends of the bot (0: no limit); `chat_gap`: between two sends to one chat (0: no limit).
     """
     params = {"bot": bot, "n": len(chats), "gap": gap, "chat_gap": chat_gap, "max_wait": max_wait, "chats": list(chats)}
-    with db.engine.begin() as conn:
+    # One round trip: the statement is its own transaction (no BEGIN and COMMIT sent apart).
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         rows = conn.execute(_RESERVE, params).all()
     grants = []
     for row in rows:
         paused = max(0.0, row.paused_until - row.now)
         if row.slot is None:  # no slot of the bot's within max_wait: when the next one is free
-            grants.append(Grant(None, max(0.0, max(row.next_slot, row.paused_until) - row.now), paused))
+            grants.append(Grant(None, max(0.0, max(row.next_slot, row.paused_until) - row.now), paused, row.now))
         elif row.chat_next is not None and abs(row.chat_next - row.slot - chat_gap) > 1e-5:
             # The chat's row kept its time (busy past this slot): the slot goes unused (rare: two messages to
             # one chat back to back).
-            grants.append(Grant(None, max(0.0, row.chat_next - row.now), paused))
+            grants.append(Grant(None, max(0.0, row.chat_next - row.now), paused, row.now))
         else:
-            grants.append(Grant(max(0.0, row.slot - row.now), 0.0, paused))
+            grants.append(Grant(max(0.0, row.slot - row.now), 0.0, paused, row.now))
     return grants
 
 

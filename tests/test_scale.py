@@ -205,3 +205,35 @@ def test_record_sent_retries_on_a_fresh_connection_when_the_backend_is_terminate
         db.session.remove()
         recorded = db.session.execute(select(OutboxMessage.state, OutboxMessage.telegram_message_id)).one()
         assert tuple(recorded) == (OutboxState.SENT, 321)
+
+
+def test_sending_threads_asking_together_get_distinct_spaced_slots(app, database_url):
+    postgresql_only(database_url)
+    from bot.shared_budget import SharedRateLimiter
+
+    limiter = SharedRateLimiter(app, "customer", 30, 1)
+    other_process = SharedRateLimiter(app, "customer", 30, 1)
+    for running in (limiter, other_process):  # processes that have been running a while know the server's clock
+        for chat in range(3):
+            running.reserve(8000 + chat, 5.0)
+    start = threading.Barrier(16)
+    slots: list[float] = []
+    lock = threading.Lock()
+
+    def send(limiter: SharedRateLimiter, chat: int) -> None:
+        start.wait()
+        wait = limiter.reserve(chat, 5.0)
+        assert wait is not None
+        with lock:
+            slots.append(time.monotonic() + wait)
+
+    threads = [threading.Thread(target=send, args=(limiter if i % 2 else other_process, 9000 + i)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    slots.sort()
+    assert len(slots) == 16
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert min(gaps) > GAP * 0.8, gaps  # 35 ms apart, give or take the threads' own timing
+    assert slots[-1] - slots[0] < GAP * 15 + 0.5
