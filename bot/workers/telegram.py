@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 MAX_INLINE_WAIT = 1.0  # a worker waits this long for a send slot; longer, the row goes back with a due time
 SWEEP_EVERY = 5.0  # seconds between looks for keyboards that should be gone (edits that failed, crashes)
 BEAT_EVERY = 1.0  # seconds between heartbeat writes
-LATE_SLOT = 0.03  # seconds a worker may be late for its send slot; later, it takes a new one (issue 10)
+LATE_SLOT = 0.02  # seconds a worker may be late for its send slot; later, it takes a new one (issue 10)
 MAX_LATE_SLOTS = 5  # late that many times in a row: the row goes back to the outbox
 
 
