@@ -237,3 +237,14 @@ def test_sending_threads_asking_together_get_distinct_spaced_slots(app, database
     gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
     assert min(gaps) > GAP * 0.8, gaps  # 35 ms apart, give or take the threads' own timing
     assert slots[-1] - slots[0] < GAP * 15 + 0.5
+
+
+def test_a_429_one_process_hears_pauses_the_sends_of_another(app, database_url):
+    postgresql_only(database_url)
+    from bot.shared_budget import SharedRateLimiter
+
+    hears_429, other = SharedRateLimiter(app, "customer", 30, 1), SharedRateLimiter(app, "customer", 30, 1)
+    assert other.reserve(601, 1.0) == pytest.approx(0, abs=0.05)
+    hears_429.pause(4)
+    assert other.reserve(602, 1.0) is None, "no slot while Telegram asks the bot to wait"
+    assert 3 < other.paused_for() <= 4 and 3 < other.earliest(602) <= 4
