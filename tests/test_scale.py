@@ -248,3 +248,17 @@ def test_a_429_one_process_hears_pauses_the_sends_of_another(app, database_url):
     hears_429.pause(4)
     assert other.reserve(602, 1.0) is None, "no slot while Telegram asks the bot to wait"
     assert 3 < other.paused_for() <= 4 and 3 < other.earliest(602) <= 4
+
+
+def test_healthz_names_the_process_that_polls(app, api):
+    import os
+    import socket
+
+    from services import heartbeat
+
+    with app.app_context():
+        heartbeat.beat("customer", "TestCafeBot", delivery_tick=True)
+    assert api.get("/healthz").get_json()["bots"]["customer"]["poller"] is None, "delivering is not polling"
+    with app.app_context():
+        heartbeat.beat("customer", "TestCafeBot", polls=True)
+    assert api.get("/healthz").get_json()["bots"]["customer"]["poller"] == f"{socket.gethostname()}:{os.getpid()}"

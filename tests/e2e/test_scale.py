@@ -89,6 +89,7 @@ def test_three_bot_processes_share_one_poller_and_one_budget_and_survive_a_kill_
     cancel(stack, vera, f"O-{vera}")
     new_poller = poller(stack)
     assert new_poller not in (None, victim_id)
+    assert stack.api.get("/healthz").json()["bots"]["customer"]["poller"] == new_poller  # what the operator sees
 
     # Nothing lost: every customer got their status; duplicates only of what the killed process had in flight.
     def delivered() -> dict[int, int]:
