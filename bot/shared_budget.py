@@ -122,8 +122,9 @@ class SharedRateLimiter:
     def _local_time(self, server_now: float, asked_at: float, answered_at: float) -> float:
         """This process's monotonic time at the server's `server_now`, as NTP reckons it: the server read its clock
         halfway through the round trip, give or take half of it; the shortest recent round trip is the best guess.
-        Every process thus sends at the server's slot times within a fraction of a millisecond, however long a
-        particular answer took (a busy server, a thread of ours that was not running)."""
+        Every process thus sends at the server's slot times give or take half its shortest round trip (well under
+        a millisecond on one machine), however long a particular answer took (a busy server, a thread of ours
+        that was not running)."""
         trip = answered_at - asked_at
         offset = server_now - (asked_at + answered_at) / 2
         with self._lock:
