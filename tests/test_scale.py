@@ -262,3 +262,49 @@ def test_healthz_names_the_process_that_polls(app, api):
     with app.app_context():
         heartbeat.beat("customer", "TestCafeBot", polls=True)
     assert api.get("/healthz").get_json()["bots"]["customer"]["poller"] == f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- the poller obeys the election (no database: the emulator in this process) ------------------------------
+
+
+def test_a_process_that_is_not_elected_never_polls_and_one_that_loses_the_election_stops_at_once(monkeypatch):
+    from telebot import apihelper
+
+    from bot import telegram
+    from bot.polling import Poller
+    from devtools.tg_emulator import EmulatorClient, EmulatorServer
+
+    name, token = "ElectionTestBot", "4545:electionPollerTestToken_abcdefghijklmnop"
+    server = EmulatorServer(bots={name: token}).start()
+    for setting in ("API_URL", "CUSTOM_REQUEST_SENDER", "CONNECT_TIMEOUT", "READ_TIMEOUT"):
+        monkeypatch.setattr(apihelper, setting, getattr(apihelper, setting))
+    telegram.configure_api(server.url, 2.0)
+    emu = EmulatorClient(server.url)
+    bot = telegram.build_bot(token)
+    handled: list[str] = []
+    bot.register_message_handler(lambda message: handled.append(message.text), func=lambda message: True)
+    elected, stop = threading.Event(), threading.Event()
+    poller = Poller("customer", bot, stop, poll_timeout=1, leading=elected.is_set)
+    try:
+        poller.start()
+        emu.create_user(7001, "Anna")
+        emu.send(name, 7001, "one")
+        time.sleep(1.5)
+        assert emu.stats(name)["get_updates_calls"] == 0 and handled == [], "another process polls: this one never asks"
+
+        elected.set()
+        wait_until(lambda: handled == ["one"], 10, 0.05, "the elected process to handle the update")
+        wait_until(lambda: emu.pending_updates(name) == [], 10, 0.05, "its next getUpdates to confirm it")
+
+        elected.clear()  # the lock's connection broke: stop polling
+        time.sleep(1.5)  # a long poll already on its way ends (POLL_TIMEOUT 1 s here)
+        calls = emu.stats(name)["get_updates_calls"]
+        emu.send(name, 7001, "two")
+        time.sleep(1.5)
+        assert handled == ["one"] and emu.stats(name)["get_updates_calls"] == calls
+        assert [u["message"]["text"] for u in emu.pending_updates(name)] == ["two"], "left for the next poller"
+    finally:
+        stop.set()
+        poller.close(2)
+        emu.close()
+        server.stop()
