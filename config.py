@@ -133,6 +133,8 @@ class Config:
         self.COALESCE_AFTER_SECONDS = _float("COALESCE_AFTER_SECONDS", 10.0)
         self.RETENTION_DAYS = _float("RETENTION_DAYS", 90.0)
         self.RETENTION_BATCH_SIZE = _int("RETENTION_BATCH_SIZE", 500)
+        # Several bot processes on one PostgreSQL (issue 10): one send budget per bot (0: each process its own).
+        self.SHARED_SEND_BUDGET = _bool("SHARED_SEND_BUDGET", True)
         for key, value in overrides.items():
             setattr(self, key, value)
         self.DATABASE_URL = check_database_url(self.DATABASE_URL)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -290,6 +291,7 @@ class BotHeartbeat(Model):
     last_seen: Mapped[datetime | None] = mapped_column(DateTime)
     last_get_updates_ok: Mapped[datetime | None] = mapped_column(DateTime)
     last_delivery_tick: Mapped[datetime | None] = mapped_column(DateTime)
+    poller: Mapped[str | None] = mapped_column(String(256))  # hostname:pid of the process polling this bot (issue 10)
 
 
 # --- The HoReCa staff bot (issue 4) ------------------------------------------------------------------
@@ -555,3 +557,30 @@ class OrderRating(Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # Until then the customer's next text is the comment (not relayed to the staff); None once it came.
     comment_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# --- Several bot processes on one PostgreSQL (issue 10) ---------------------------------------------
+
+
+class SendBudget(Model):
+    """A bot's send budget shared by every bot process (PostgreSQL): the next free send slot, a 429 pause.
+
+    Times are seconds since the epoch by the database server's clock (services/send_budget.py).
+    """
+
+    __tablename__ = "send_budgets"
+
+    bot: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float)
+    paused_until: Mapped[float] = mapped_column(Float)
+    last_grant: Mapped[float | None] = mapped_column(Float)  # the first slot the last reservation got (None: refused)
+
+
+class SendChatSlot(Model):
+    """When a bot may next send to one chat, shared by every bot process (PostgreSQL)."""
+
+    __tablename__ = "send_chat_slots"
+
+    bot: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)

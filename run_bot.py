@@ -31,6 +31,7 @@ from config import Config, ConfigError
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from bot.election import PollerElection
     from bot.polling import Poller
     from bot.settings import BotSettings
     from bot.workers.telegram import Delivery
@@ -135,6 +136,10 @@ def run(config: Config, specs: list[BotSpec]) -> int:
     if fault is not None:
         print(f"run_bot.py: {storage.advice(fault)}", file=sys.stderr)
         return 2 if fault.fault == storage.Fault.NOT_MIGRATED else 1
+    refusal = _single_on_sqlite(config)
+    if refusal is not None:
+        print(f"run_bot.py: {refusal}", file=sys.stderr)
+        return 1
 
     stop = threading.Event()
     exit_code = [0]
@@ -182,8 +187,18 @@ def run(config: Config, specs: list[BotSpec]) -> int:
     scheduler.start()
 
     pollers: list[Poller] = []
+    elections = _elections(config, app, running, stop)
     for r in running:
-        poller = Poller(r.spec.name, r.bot, stop, settings.poll_timeout, on_ok=_beater(app, r), on_fatal=on_fatal)
+        election = elections.get(r.spec.name)
+        poller = Poller(
+            r.spec.name,
+            r.bot,
+            stop,
+            settings.poll_timeout,
+            on_ok=_beater(app, r),
+            on_fatal=on_fatal,
+            leading=election.leading if election else None,
+        )
         poller.start()
         pollers.append(poller)
     log.info(
@@ -195,7 +210,7 @@ def run(config: Config, specs: list[BotSpec]) -> int:
 
     while not stop.wait(0.5):  # a timed wait keeps the main thread ready for signals
         pass
-    _shutdown(pollers, scheduler, engine)
+    _shutdown(pollers, scheduler, engine, list(elections.values()))
     return exit_code[0]
 
 
@@ -287,6 +302,36 @@ def _beater(app: Flask, running: RunningBot) -> Callable[[], None]:
     return beat
 
 
+def _single_on_sqlite(config: Config) -> str | None:
+    """On SQLite, why this process cannot run (another bot process runs on the file), or None."""
+    from bot.election import sqlite_lock
+
+    return sqlite_lock(config.DATABASE_URL) if config.DATABASE_URL.startswith("sqlite") else None
+
+
+def _elections(config: Config, app: Flask, running: list[RunningBot], stop: threading.Event) -> dict[str, PollerElection]:
+    """On PostgreSQL, one election per bot: of all bot processes on the database, one polls each token."""
+    from bot.election import PollerElection
+    from services import heartbeat
+
+    if not config.DATABASE_URL.startswith("postgresql"):
+        return {}  # SQLite: this is the only bot process (`_single_on_sqlite`)
+
+    def recorder(r: RunningBot) -> Callable[[], None]:
+        def record() -> None:
+            with app.app_context():
+                heartbeat.beat(r.spec.name, r.username, polls=True)
+
+        return record
+
+    elections = {}
+    for r in running:
+        election = PollerElection(config.DATABASE_URL, r.spec.name, getattr(config, r.spec.token_setting), stop, recorder(r))
+        election.start()
+        elections[r.spec.name] = election
+    return elections
+
+
 class _SkipBusyRuns(logging.Filter):
     """The delivery tick runs as long as rows are due; the scheduler's "skipped: already running" is expected."""
 
@@ -310,13 +355,17 @@ def _quiet_libraries(level: str) -> None:
     logging.getLogger("apscheduler.scheduler").addFilter(_SkipBusyRuns())
 
 
-def _shutdown(pollers: list[Poller], scheduler: BackgroundScheduler, engine: Delivery) -> None:
+def _shutdown(
+    pollers: list[Poller], scheduler: BackgroundScheduler, engine: Delivery, elections: list[PollerElection] | None = None
+) -> None:
     """Stop polling after the update in hand, let the delivery tick finish its sends, exit."""
     timer = threading.Timer(SHUTDOWN_GRACE, _give_up)
     timer.daemon = True
     timer.start()
     for poller in pollers:
         poller.close(POLLER_CLOSE_WAIT)
+    for election in elections or []:
+        election.close()  # after the pollers confirmed what they handled: the next poller starts from there
     scheduler.shutdown(wait=True)
     engine.close()
     timer.cancel()

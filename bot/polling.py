@@ -3,6 +3,9 @@
 Handlers run in this thread, one update at a time. An update counts as done (its offset is confirmed to
 Telegram) only after its handler returned, so updates fetched but not handled when the process dies
 are fetched again by the next process. On a clean stop the offset of what was handled is confirmed.
+
+With several bot processes on PostgreSQL only the one `bot/election.py` elects polls; a poller that loses
+the election drops what it fetched unhandled (the new poller fetches it again) and stops asking.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from bot.telegram import ALLOWED_UPDATES, describe
 log = logging.getLogger(__name__)
 
 BEAT_EVERY = 1.0
+IDLE_WAIT = 0.5  # seconds between looks at the election by a process that does not poll
 
 
 class Poller:
@@ -34,6 +38,7 @@ class Poller:
         poll_timeout: int,
         on_ok: Callable[[], None] | None = None,
         on_fatal: Callable[[str], None] | None = None,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
         self.bot = bot
@@ -41,6 +46,7 @@ class Poller:
         self.poll_timeout = poll_timeout
         self.on_ok = on_ok
         self.on_fatal = on_fatal
+        self.leading = leading or (lambda: True)  # whether this process is the one that polls (bot/election.py)
         self.offset = 0  # the next update id to ask for: everything below it has been handled
         self._asked = 0  # the offset sent with the last getUpdates (what Telegram knows as confirmed)
         self._handling = threading.Lock()
@@ -55,6 +61,9 @@ class Poller:
     def _run(self) -> None:
         error_wait = 0.5
         while not self.stop.is_set():
+            if not self.leading():
+                self.stop.wait(IDLE_WAIT)  # another process polls: ask again later whether we should
+                continue
             try:
                 self._asked = self.offset
                 updates = self.bot.get_updates(
@@ -93,8 +102,8 @@ class Poller:
                 if self._closed or self.stop.is_set():
                     return  # not handled, not confirmed: the next process gets these updates again
                 for update in updates:
-                    if self.stop.is_set():
-                        break
+                    if self.stop.is_set() or not self.leading():
+                        break  # not handled, not confirmed: whoever polls next fetches the rest again
                     self._handle(update)
                     self.offset = update.update_id + 1
 
@@ -122,7 +131,7 @@ class Poller:
             return
         try:
             self._closed = True
-            if self.offset > self._asked:
+            if self.offset > self._asked and self.leading():  # not leading: asking would cut off the new poller
                 # Handled updates Telegram has not been told about: confirm them, or the next start repeats them.
                 try:
                     self.bot.get_updates(offset=self.offset, limit=1, timeout=3, long_polling_timeout=1)

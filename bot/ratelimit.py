@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 SAFETY = 0.95
 PRUNE_EVERY = 1000  # reservations between sweeps of the per-chat table
@@ -66,3 +67,16 @@ class RateLimiter:
         """Seconds left of a 429 pause (0 when none)."""
         with self._lock:
             return max(0.0, self._paused_until - self._clock())
+
+
+class Limiter(Protocol):
+    """What the delivery worker needs of a limiter: this process's `RateLimiter`, or the budget every process
+    shares on PostgreSQL (`bot.shared_budget.SharedRateLimiter`)."""
+
+    def reserve(self, chat_id: int | None, max_wait: float) -> float | None: ...
+
+    def earliest(self, chat_id: int | None) -> float: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    def paused_for(self) -> float: ...

@@ -35,6 +35,7 @@ class BotSettings:
     request_timeout: float = 7.0
     poll_timeout: int = 20
     coalesce_after: float = 10.0  # seconds a status may be late before its order's newest due status replaces it
+    shared_budget: bool = True  # PostgreSQL: one send budget per bot for every bot process (issue 10)
 
     @classmethod
     def from_config(cls, config: Config | Mapping[str, Any]) -> BotSettings:
@@ -53,6 +54,7 @@ class BotSettings:
             request_timeout=_number(values, "TELEGRAM_REQUEST_TIMEOUT_SECONDS"),
             poll_timeout=int(_number(values, "POLL_TIMEOUT_SECONDS")),
             coalesce_after=_number(values, "COALESCE_AFTER_SECONDS"),
+            shared_budget=bool(values.get("SHARED_SEND_BUDGET", True)),
         )
         settings.check()
         return settings

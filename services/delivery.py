@@ -13,6 +13,7 @@ backlog, a late status gives way to the newest due status of its order (`service
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import aliased
 
 from database import transaction
@@ -248,10 +250,30 @@ class Sent:
     proves_chat: int | None = None  # the customer's chat, when this is the first proof the bot can write to it
 
 
+# Seconds to wait before each new attempt at recording sent messages after a lost connection (issue 10).
+RECORD_RETRY_WAITS = (0.05, 0.5, 1.5, 3.0)
+
+
 def record_sent(sent: list[Sent]) -> None:
-    """Record messages Telegram accepted, in one short transaction (the bot process group-commits them)."""
+    """Record messages Telegram accepted, in one short transaction (the bot process group-commits them).
+
+    A connection lost on the way (pg_terminate_backend, a restart, a failover) is retried on a fresh one
+    for about 5 s: marking a row sent twice changes nothing, and a row left `sending` would be sent again.
+    """
     if not sent:
         return
+    for wait in RECORD_RETRY_WAITS:
+        try:
+            _record_sent(sent)
+            return
+        except DBAPIError as exc:
+            if not (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)):
+                raise
+            time.sleep(wait)  # the pool dropped the dead connection: the next attempt checks out another
+    _record_sent(sent)
+
+
+def _record_sent(sent: list[Sent]) -> None:
     now = utcnow()
     with _turn(), db.engine.begin() as conn:  # the hottest write: Core, without the session's bookkeeping
         conn.execute(

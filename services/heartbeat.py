@@ -16,8 +16,12 @@ def beat(
     started: bool = False,
     get_updates_ok: bool = False,
     delivery_tick: bool = False,
+    polls: bool = False,
 ) -> None:
-    """Record that bot `name` ('customer', 'horeca') is alive, and what it just did. Own transaction."""
+    """Record that bot `name` ('customer', 'horeca') is alive, and what it just did. Own transaction.
+
+    `polls` (or `get_updates_ok`): this process is the one polling the bot (issue 10: one poller per token).
+    """
     now = utcnow()
     with transaction() as session:
         row = session.get(BotHeartbeat, name, with_for_update=True)
@@ -33,5 +37,7 @@ def beat(
             row.started_at = now
         if get_updates_ok:
             row.last_get_updates_ok = now
+        if get_updates_ok or polls:
+            row.poller = f"{row.hostname}:{row.pid}"
         if delivery_tick:
             row.last_delivery_tick = now

@@ -60,6 +60,7 @@ class BotStatus:
     started_at: datetime | None = None
     last_get_updates_ok: datetime | None = None
     last_delivery_tick: datetime | None = None
+    poller: str | None = None  # hostname:pid of the bot process polling this bot (issue 10)
 
     @property
     def ok(self) -> bool:
@@ -92,6 +93,7 @@ def bot_statuses(stale_after: float, expected: Iterable[str] = (BotName.CUSTOMER
             started_at=row.started_at,
             last_get_updates_ok=row.last_get_updates_ok,
             last_delivery_tick=row.last_delivery_tick,
+            poller=row.poller,
         )
     return result
 

@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 INSTALL = "/opt/customer-bot"
 VENV_BIN = f"{INSTALL}/.venv/bin/"
-UNITS = {"web": DEPLOY / "customer-bot-web.service", "bot": DEPLOY / "customer-bot-bot.service"}
+UNITS = {
+    "web": DEPLOY / "customer-bot-web.service",
+    "bot": DEPLOY / "customer-bot-bot.service",
+    "bot@": DEPLOY / "customer-bot-bot@.service",  # extra bot processes (issue 10)
+}
 
 
 # --- a systemd unit file, read the way systemd reads it ----------------------------------------------------------
@@ -127,8 +131,9 @@ def test_web_unit_migrates_then_serves_with_gunicorn():
     assert seconds(one(u, "Service", "TimeoutStopSec")) > graceful
 
 
-def test_bot_unit_runs_run_bot_and_gives_it_its_ten_seconds():
-    u = parse_unit(UNITS["bot"])
+@pytest.mark.parametrize("name", ["bot", "bot@"])
+def test_bot_unit_runs_run_bot_and_gives_it_its_ten_seconds(name):
+    u = parse_unit(UNITS[name])
     assert one(u, "Service", "ExecStart") == f"{VENV_BIN}python run_bot.py"
     assert 10 < seconds(one(u, "Service", "TimeoutStopSec")) <= 30  # the bot exits within 10 s of SIGTERM
     assert "customer-bot-web.service" in one(u, "Unit", "After").split()  # migrated first when both start
@@ -452,3 +457,12 @@ def test_nginx_accepts_the_file(tmp_path):
         [binary, "-t", "-q", "-e", "stderr", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_the_template_unit_is_the_bot_unit_for_an_instance():
+    """customer-bot-bot@.service runs the same process with the same settings; only its names carry the instance."""
+    bot, template = parse_unit(UNITS["bot"]), parse_unit(UNITS["bot@"])
+    differ = {"Description", "SyslogIdentifier"}
+    for section in bot:
+        assert [kv for kv in bot[section] if kv[0] not in differ] == [kv for kv in template[section] if kv[0] not in differ]
+    assert "%i" in one(template, "Unit", "Description") and one(template, "Service", "SyslogIdentifier") == "customer-bot-bot@%i"

@@ -52,6 +52,7 @@ def test_a_bot_that_never_wrote_a_heartbeat_is_never_seen(api, spec):
         "started_at": None,
         "last_get_updates_ok": None,
         "last_delivery_tick": None,
+        "poller": None,
     }
     assert list(body["bots"]) == ["customer"]
 

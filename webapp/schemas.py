@@ -239,6 +239,9 @@ class BotOut(Out):
     started_at: Timestamp | None
     last_get_updates_ok: Timestamp | None
     last_delivery_tick: Timestamp | None
+    poller: str | None = Field(
+        None, description="hostname:pid of the bot process polling this bot (one per bot across all processes)"
+    )
 
 
 class OutboxBacklogOut(Out):

@@ -23,9 +23,10 @@ from telebot import TeleBot
 from telebot.types import LinkPreviewOptions
 
 from bot import cancel_button, renderers
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import Limiter
 from bot.rendered import NoRenderer
 from bot.settings import BotSettings
+from bot.shared_budget import limiters
 from bot.staff.topics import send as staff_group_send
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 MAX_INLINE_WAIT = 1.0  # a worker waits this long for a send slot; longer, the row goes back with a due time
 SWEEP_EVERY = 5.0  # seconds between looks for keyboards that should be gone (edits that failed, crashes)
 BEAT_EVERY = 1.0  # seconds between heartbeat writes
+LATE_SLOT = 0.02  # seconds a worker may be late for its send slot; later, it takes a new one (issue 10)
+MAX_LATE_SLOTS = 5  # late that many times in a row: the row goes back to the outbox
 
 
 class Delivery:
@@ -60,7 +63,7 @@ class Delivery:
         self.stop = stop
         self.usernames = dict(usernames or {})
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.limiters = {name: RateLimiter(settings.global_rate, settings.per_chat_rate) for name in self.bots}
+        self.limiters = limiters(app, list(self.bots), settings)  # shared by every bot process on PostgreSQL
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="delivery")
         self.recorder = Recorder(app)
         # Half of base·2^(n-1) (capped) plus up to as much again; the last attempt happens at the deadline.
@@ -149,8 +152,8 @@ class Delivery:
         try:
             return self._deliver_one(job)
         except Exception:
-            # Typically the database went away while recording: the row stays claimed and is sent again
-            # after the claim timeout (the one way to a duplicate besides a kill).
+            # Typically the database stayed away while recording, beyond `delivery.record_sent`'s retries on a
+            # fresh connection: the row stays claimed and is sent again after the claim timeout (docs/deploy.md).
             log.exception("delivering outbox row %s failed", job.id)
             return None
 
@@ -201,8 +204,9 @@ class Delivery:
         log.debug("outbox row %s sent as message %s", job.id, message_id)
         return sent
 
-    def _take_slot(self, limiter: RateLimiter, job: Job) -> bool:
+    def _take_slot(self, limiter: Limiter, job: Job) -> bool:
         """Wait for a send slot; False (row given back) when stopping or the wait would be long."""
+        late = 0
         while True:
             if self.stop.is_set():
                 self._release(job, 0.0)
@@ -211,17 +215,26 @@ class Delivery:
             if pause is None:
                 self._release(job, limiter.earliest(job.chat_id))
                 return False
+            slot = time.monotonic() + pause
             if pause > 0 and self.stop.wait(pause):
                 self._release(job, 0.0)
                 return False
-            if limiter.paused_for() <= 0:  # no 429 arrived while we waited
+            if limiter.paused_for() > 0:  # a 429 arrived while we waited
+                continue
+            if time.monotonic() - slot <= LATE_SLOT:
                 return True
+            # This thread woke too late (a busy machine): sent now, the message would crowd the next slots' second
+            # and provoke a 429. The slot is left unused; a new one is taken.
+            late += 1
+            if late >= MAX_LATE_SLOTS:
+                self._release(job, 0.0)
+                return False
 
     def _release(self, job: Job, delay: float) -> None:
         with self.app.app_context():
             delivery.release([job.id], self.worker, delay)
 
-    def _failed(self, job: Job, limiter: RateLimiter, failure: Failure) -> None:
+    def _failed(self, job: Job, limiter: Limiter, failure: Failure) -> None:
         if failure.kind == RATE_LIMITED:
             limiter.pause(failure.retry_after)
             log.warning("Telegram asks %s to wait %.0f s (429); row %s waits", job.bot, failure.retry_after, job.id)
