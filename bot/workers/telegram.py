@@ -173,7 +173,14 @@ class Delivery:
             return None
         try:
             if job.kind == OutboxKind.GROUP_MESSAGE:  # into the customer's topic: opens it when needed
-                message_id = staff_group_send(self.app, bot, job, rendered, self.settings.request_timeout).message_id
+                message_id = staff_group_send(
+                    self.app,
+                    bot,
+                    job,
+                    rendered,
+                    self.settings.request_timeout,
+                    lambda chat, thread: self.media.send(job.bot, bot, chat, rendered, thread),
+                )
             elif rendered.body is not None:  # media or an edit (bot/workers/media_send.py)
                 message_id = self.media.send(job.bot, bot, job.chat_id, rendered)
             else:
