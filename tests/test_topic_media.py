@@ -12,6 +12,7 @@ import time
 
 from bot import telegram
 from bot.handlers import register_handlers
+from services import cabinet, outreach
 from tests.test_staff_group import (  # noqa: F401 - fixtures
     ANNA,
     BARISTA,
@@ -126,3 +127,23 @@ def test_a_staff_members_photo_in_the_topic_reaches_the_customer_as_a_photo(worl
     got = [(m["media"]["type"], m["plain_text"]) for m in world.emu.messages(CAFE_BOT, ANNA) if m.get("media")]
     assert got[1:] == [("photo", "one"), ("photo", "two")]
     assert any("only staff" in m["plain_text"] for m in in_topic(world, chat_id, thread))
+
+
+def test_a_file_over_20_mb_in_the_topic_is_refused_there_and_a_cabinet_photo_shows_in_the_topic(world):  # noqa: F811
+    chat_id, thread, _ = opened(world)
+    world.emu.group_send_media(chat_id, BARISTA, "document", message_thread_id=thread, size=21 * 1024 * 1024)
+    world.process()
+    world.deliver()
+    assert in_topic(world, chat_id, thread)[-1]["plain_text"].startswith("Not sent: the file is over 20 MB")
+    assert [m for m in world.emu.messages(CAFE_BOT, ANNA) if m.get("media")] == []
+
+    # A photo the barista sends to Anna from the cabinet (Reply, then the photo) shows in the topic too.
+    with world.app.app_context():
+        customer_id = cabinet.list_dialogs(BARISTA).items[0].customer_id
+        outreach.reply_to_customer(BARISTA, customer_id)
+    world.emu.send_media(STAFF_BOT, BARISTA, "photo", PNG, caption="Two minutes")
+    world.process()
+    world.deliver()
+    last = in_topic(world, chat_id, thread)[-1]
+    assert last["media"]["type"] == "photo" and last["plain_text"] == "↩️ Olga (from the bot):\nTwo minutes"
+    assert [m["media"]["type"] for m in world.emu.messages(CAFE_BOT, ANNA) if m.get("media")] == ["photo"]
