@@ -18,6 +18,7 @@ from tests.test_staff_group import (  # noqa: F401 - fixtures
     BARISTA,
     CAFE_BOT,
     CUSTOMER_TOKEN,
+    OWNER,
     STAFF_BOT,
     STRANGER,
     World,
@@ -147,3 +148,26 @@ def test_a_file_over_20_mb_in_the_topic_is_refused_there_and_a_cabinet_photo_sho
     last = in_topic(world, chat_id, thread)[-1]
     assert last["media"]["type"] == "photo" and last["plain_text"] == "↩️ Olga (from the bot):\nTwo minutes"
     assert [m["media"]["type"] for m in world.emu.messages(CAFE_BOT, ANNA) if m.get("media")] == ["photo"]
+
+
+def test_the_customers_edits_follow_into_her_topic(world):  # noqa: F811
+    chat_id, thread, customers = opened(world)
+    sent = world.emu.send_media(CAFE_BOT, ANNA, "photo", PNG, caption="the wrong cup")
+    text = world.emu.send(CAFE_BOT, ANNA, "Where is it?")
+    customers.process()
+    world.deliver()
+    world.emu.edit(CAFE_BOT, ANNA, sent["message_id"], caption="the wrong cup, twice")
+    world.emu.edit(CAFE_BOT, ANNA, text["message_id"], text="Where is my latte?")
+    customers.process()
+    world.deliver()
+    photo, said = in_topic(world, chat_id, thread)[-2:]
+    assert (photo["media"]["type"], photo["plain_text"], len(photo["edits"])) == ("photo", "the wrong cup, twice", 1)
+    assert (said["plain_text"], len(said["edits"])) == ("Where is my latte?", 1)
+
+    # A copy Telegram cannot edit any more (here: its topic was deleted) gets an "Edited:" follow-up in her new topic.
+    world.emu.topic(chat_id, OWNER, "delete", message_thread_id=thread)
+    world.emu.edit(CAFE_BOT, ANNA, text["message_id"], text="Where is my flat white?")
+    customers.process()
+    world.deliver()
+    (topic,) = world.topics(chat_id)
+    assert in_topic(world, chat_id, topic["message_thread_id"])[-1]["plain_text"] == "✏️ Edited:\nWhere is my flat white?"

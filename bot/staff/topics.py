@@ -20,11 +20,13 @@ from telebot.apihelper import ApiTelegramException
 from telebot.types import LinkPreviewOptions
 
 from bot.rendered import Rendered
-from bot.rendering import media_body
+from bot.rendering import edit_body, media_body
 from bot.staff import group_texts
+from bot.staff import texts as staff_texts
 from bot.staff.group import PARSE_MODE, refresh_rights, say
 from bot.staff.group_texts import GroupTexts
 from bot.telegram import Undeliverable, describe
+from models import OutboxKind
 from services import staff_group
 from services.delivery import Job
 from services.staff_group import Destination, Header
@@ -75,6 +77,19 @@ def render_group_message(job: Job) -> Rendered:
     if payload.get("type") == "cabinet":
         return Rendered(f"{t.from_cabinet.format(author=escape(str(payload.get('author') or '?')))}\n{body}", body=media)
     return Rendered(body, body=media)
+
+
+def render_group_edit(job: Job) -> Rendered:
+    """The customer edited a message copied into their topic: its text (or caption) again, as it is now."""
+    payload = _payload(job)
+    text = escape(str(payload.get("text") or ""))
+    edited = staff_texts.for_language(payload.get("lang")).edited
+    return Rendered(text, body=edit_body(payload, text, f"{edited}\n{text}"))
+
+
+def into_group(job: Job) -> bool:
+    """A row for a topic: a group message, or an edit of one (to a group: Telegram's group chat ids are negative)."""
+    return job.kind == OutboxKind.GROUP_MESSAGE or (job.kind == OutboxKind.EDIT and job.chat_id < 0)
 
 
 # --- sending (called by the delivery worker) -------------------------------------------------------------

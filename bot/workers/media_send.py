@@ -59,7 +59,7 @@ class MediaSender:
         sends the media alone."""
         body = rendered.body
         if isinstance(body, EditBody):
-            return self._edit(bot, chat_id, rendered, body)
+            return self._edit(bot, chat_id, rendered, body, thread)
         if isinstance(body, AlbumBody):
             if not rendered.text:
                 return self._album(bot_name, bot, chat_id, body.items, None, thread)[0].message_id
@@ -210,11 +210,11 @@ class MediaSender:
 
     # --- edits -------------------------------------------------------------------------------------
 
-    def _edit(self, bot: TeleBot, chat_id: int, rendered: Rendered, body: EditBody) -> int:
+    def _edit(self, bot: TeleBot, chat_id: int, rendered: Rendered, body: EditBody, thread: int | None = None) -> int:
         with self.app.app_context():
             message_id = media.sent_message_id(body.of_outbox_id)
         if message_id is None:  # the copy never went out: say it anew
-            return self._text(bot, chat_id, body.fallback, None).message_id
+            return self._text(bot, chat_id, body.fallback, None, thread).message_id
         try:
             if body.caption:
                 bot.edit_message_caption(
@@ -237,7 +237,7 @@ class MediaSender:
             if "message is not modified" in description:
                 return message_id
             # Too old, deleted, another kind of message, a caption grown too long: a follow-up says it.
-            return self._text(bot, chat_id, body.fallback, None).message_id
+            return self._text(bot, chat_id, body.fallback, None, thread).message_id
         return message_id
 
 

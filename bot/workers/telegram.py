@@ -26,12 +26,13 @@ from bot import cancel_button, renderers
 from bot.ratelimit import RateLimiter
 from bot.rendered import NoRenderer
 from bot.settings import BotSettings
+from bot.staff.topics import into_group
 from bot.staff.topics import send as staff_group_send
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
 from bot.workers.common import RetryPolicy, scheduled
 from bot.workers.media_send import MediaSender
-from models import BotName, OutboxKind, utcnow
+from models import BotName, utcnow
 from services import delivery, heartbeat, status_card
 from services.delivery import Job, Sent
 from services.status_card import StatusCard
@@ -172,7 +173,7 @@ class Delivery:
         if not self._take_slot(limiter, job):
             return None
         try:
-            if job.kind == OutboxKind.GROUP_MESSAGE:  # into the customer's topic: opens it when needed
+            if into_group(job):  # into the customer's topic (a message or an edit): opens it when needed
                 message_id = staff_group_send(
                     self.app,
                     bot,

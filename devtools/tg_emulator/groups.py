@@ -649,13 +649,15 @@ class Groups:
             return [{k: v for k, v in self.public(g).items() if k != "messages"} for g in self.chats.values()]
 
     # --- media in groups -------------------------------------------------------------------------------------
-    # The file methods, sendMediaGroup and sendLocation/Venue/Contact for a group's chat id (with message_thread_id),
-    # and a member's media in the group; files, captions and checks are media.py's.
+    # The file methods, sendMediaGroup, sendLocation/Venue/Contact and editMessageCaption for a group's chat id
+    # (with message_thread_id), and a member's media in the group; files, captions and checks are media.py's.
 
     def _media_route(self, method: str) -> Any:
         lower = method.lower()
         if lower == "sendmediagroup":
             return self._send_media_group
+        if lower == "editmessagecaption":
+            return self._edit_message_caption
         if lower in ("sendlocation", "sendvenue", "sendcontact"):
             kind = lower[len("send") :]
             return lambda bot, p: self._send_place(bot, p, kind)
@@ -712,6 +714,27 @@ class Groups:
             media = {"type": kind, "unique_id": stored.unique_id, "media_group_id": album}
             sent.append(self._json(group, self._post_media(bot, group, thread, media, {}, caption), bot))
         return sent
+
+    def _edit_message_caption(self, bot: Bot, p: dict[str, Any]) -> dict[str, Any]:
+        from .core import NOT_MODIFIED
+
+        group = self._chat(bot, p)
+        msg = self._own_message(bot, group, p, "edit")
+        kind = (msg.media or {}).get("type")
+        if msg.sender_id != bot.id:
+            raise bad_request("message can't be edited")
+        if kind is None or kind in NO_CAPTION or kind in ("location", "venue", "contact"):
+            raise bad_request("there is no caption in the message to edit")
+        text, plain, entities, parse_mode = self.emu._caption(p, kind)
+        markup = parse_reply_markup(p.get("reply_markup"), inline_only=True)
+        if plain == msg.plain and entities == msg.entities and markup == msg.reply_markup:
+            raise bad_request(NOT_MODIFIED)
+        msg.edits.append({"text": msg.text, "at": time.time()})
+        msg.text, msg.plain, msg.entities, msg.parse_mode, msg.reply_markup = text, plain, entities, parse_mode, markup
+        msg.edit_date = int(time.time())
+        bot.counts["edits"] += 1
+        self.emu.messages_cond.notify_all()
+        return self._json(group, msg, bot)
 
     def say_media(self, data: dict[str, Any]) -> dict[str, Any]:
         """A member sends media in the group (in a topic with `message_thread_id`): `type` + base64 `data` (or `size`),
