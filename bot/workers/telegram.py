@@ -26,13 +26,12 @@ from bot import cancel_button, renderers
 from bot.ratelimit import RateLimiter
 from bot.rendered import NoRenderer
 from bot.settings import BotSettings
-from bot.staff.topics import into_group
 from bot.staff.topics import send as staff_group_send
 from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, classify
 from bot.texts import PARSE_MODE
 from bot.workers.common import RetryPolicy, scheduled
 from bot.workers.media_send import MediaSender
-from models import BotName, utcnow
+from models import BotName, OutboxKind, utcnow
 from services import delivery, heartbeat, status_card
 from services.delivery import Job, Sent
 from services.status_card import StatusCard
@@ -173,7 +172,9 @@ class Delivery:
         if not self._take_slot(limiter, job):
             return None
         try:
-            if into_group(job):  # into the customer's topic (a message or an edit): opens it when needed
+            # Into the customer's topic, opening it when needed: a group row, or an edit of one (a group's chat id
+            # is negative; bot/staff/topics.into_group says the same for the renderers).
+            if job.kind == OutboxKind.GROUP_MESSAGE or (job.kind == OutboxKind.EDIT and job.chat_id < 0):
                 message_id = staff_group_send(
                     self.app,
                     bot,
