@@ -15,7 +15,9 @@ RENDERERS: dict[tuple[str, str], Renderer] = {
     (BotName.HORECA, OutboxKind.STAFF_NOTICE): notices.render_notice,
     (BotName.HORECA, OutboxKind.GROUP_MESSAGE): topics.render_group_message,
     (BotName.CUSTOMER, OutboxKind.EDIT): rendering.render_customer_edit,
-    (BotName.HORECA, OutboxKind.EDIT): notices.render_notice_edit,
+    (BotName.HORECA, OutboxKind.EDIT): lambda job: (
+        topics.render_group_edit(job) if topics.into_group(job) else notices.render_notice_edit(job)
+    ),
 }
 
 

@@ -225,7 +225,7 @@ def send_to_selected(
             )
             mark_read_in(horeca_id, customer.id)
             if len(people) == 1:  # a reply to one customer shows in their topic too (a broadcast would flood the group)
-                staff_group.queue_cabinet_reply(horeca_id, customer, member, body)
+                staff_group.queue_cabinet_reply(horeca_id, customer, member, body, attachment)
             if blocked:
                 blocked_names.append(customer.display_name)
         batch.total = len(people)

@@ -117,7 +117,10 @@ def _relay(customer: Customer, message: DialogMessage, horeca_id: str) -> Relaye
         )
         db.session.flush()
         db.session.add(MessageCopy(dialog_message_id=message.id, outbox_id=notice.id))
-    staff_group.queue_customer_message(horeca_id, customer, message)  # and into their topic, if the horeca has a group
+    topic_row = staff_group.queue_customer_message(horeca_id, customer, message)  # and into their topic, if any
+    if topic_row is not None:  # the topic's copy follows the customer's edits like a staff notice
+        db.session.flush()
+        db.session.add(MessageCopy(dialog_message_id=message.id, outbox_id=topic_row.id))
     return Relayed(RelayOutcome.RELAYED, horeca_id, name, message.id, len(members))
 
 

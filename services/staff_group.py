@@ -37,7 +37,7 @@ from models import (
     db,
     utcnow,
 )
-from services import linking, staff
+from services import linking, media, staff
 from services.cabinet import clean_text, mark_read_in, newest_active_order
 from services.errors import Invalid, NotFound
 from services.orders import ACTIVE_STATUSES
@@ -221,15 +221,20 @@ def queue_customer_message(horeca_id: str, customer: Customer, message: DialogMe
     group = _group(horeca_id)
     if group is None:
         return None
-    return _queue(group, customer, {"type": "customer", "dialog_message_id": message.id, "text": message.text})
+    attachment = media.parse(message.media)  # a photo, an album, a location, ...: the topic gets it too
+    payload = {"type": "customer", "dialog_message_id": message.id, "text": message.text}
+    return _queue(group, customer, {**payload, **({"media": attachment.as_payload()} if attachment else {})})
 
 
-def queue_cabinet_reply(horeca_id: str, customer: Customer, member: StaffMember, text: str) -> OutboxMessage | None:
-    """A reply written in the cabinet, copied into the customer's topic (inside the caller's transaction)."""
+def queue_cabinet_reply(
+    horeca_id: str, customer: Customer, member: StaffMember, text: str, attachment: media.Attachment | None = None
+) -> OutboxMessage | None:
+    """A reply written in the cabinet (with its media), copied into the customer's topic (inside the caller's transaction)."""
     group = _group(horeca_id)
     if group is None:
         return None
-    return _queue(group, customer, {"type": "cabinet", "author": member.display_name, "text": text})
+    payload = {"type": "cabinet", "author": member.display_name, "text": text}
+    return _queue(group, customer, {**payload, **({"media": attachment.as_payload()} if attachment else {})})
 
 
 # --- topics ---------------------------------------------------------------------------------------------
@@ -387,6 +392,8 @@ class TopicOutcome(StrEnum):
     NOT_STAFF_AGAIN = "not_staff_again"  # the same, told before: nothing to say
     NOT_A_DIALOG = "not_a_dialog"  # not a linked group or not a customer's topic: ignored
     INVALID = "invalid"  # empty or too long
+    TOO_BIG = "too_big"  # a file over the Bot API's 20 MB download limit: nothing stored
+    CAPTION_TOO_LONG = "caption_too_long"  # a media message's caption over 1024 characters: nothing stored
 
 
 @dataclass(frozen=True)
@@ -398,8 +405,17 @@ class TopicReply:
     staff_names: list[str] = field(default_factory=list)
 
 
-def reply_from_topic(chat_id: int, thread_id: int, telegram_user_id: int, text: str) -> TopicReply:
-    """A message in a customer's topic: from staff of the horeca it goes to the customer, like a cabinet reply."""
+def reply_from_topic(
+    chat_id: int,
+    thread_id: int,
+    telegram_user_id: int,
+    text: str,
+    *,
+    attachment: media.Attachment | None = None,
+) -> TopicReply:
+    """A message in a customer's topic: from staff of the horeca it goes to the customer, like a cabinet reply.
+
+    `attachment`: its media (then `text` is the caption, maybe empty; TOO_BIG for a file over 20 MB)."""
     with transaction():
         group = _group_of_chat(chat_id)
         if group is None:
@@ -430,9 +446,10 @@ def reply_from_topic(chat_id: int, thread_id: int, telegram_user_id: int, text: 
                 return TopicReply(TopicOutcome.NOT_STAFF_AGAIN, name, customer.display_name, staff_names=names)
             return TopicReply(TopicOutcome.NOT_STAFF, name, customer.display_name, staff_names=names)
         try:
-            body = clean_text(text)
-        except Invalid:
-            return TopicReply(TopicOutcome.INVALID, name, customer.display_name)
+            body = clean_text(text) if attachment is None else _caption(text, attachment)
+        except Invalid as error:
+            outcome = {"file_too_big": TopicOutcome.TOO_BIG, "caption_too_long": TopicOutcome.CAPTION_TOO_LONG}
+            return TopicReply(outcome.get(error.code, TopicOutcome.INVALID), name, customer.display_name)
         now = utcnow()
         blocked = customer.is_blocked
         outbox = OutboxMessage(
@@ -441,7 +458,14 @@ def reply_from_topic(chat_id: int, thread_id: int, telegram_user_id: int, text: 
             chat_id=customer.chat_id,
             horeca_id=horeca_id,
             text=body,
-            payload=_json({"horeca_id": horeca_id, "horeca": name, "lang": customer.language_code}),
+            payload=_json(
+                {
+                    "horeca_id": horeca_id,
+                    "horeca": name,
+                    "lang": customer.language_code,
+                    **({"media": attachment.as_payload()} if attachment else {}),
+                }
+            ),
             state=OutboxState.BLOCKED if blocked else OutboxState.PENDING,
             created_at=now,
             next_attempt_at=now,
@@ -461,7 +485,18 @@ def reply_from_topic(chat_id: int, thread_id: int, telegram_user_id: int, text: 
                 state="queued",
                 outbox_id=outbox.id,
                 created_at=now,
+                media=attachment.as_json() if attachment else None,
             )
         )
         mark_read_in(horeca_id, customer.id)
         return TopicReply(TopicOutcome.SENT, name, customer.display_name, blocked=blocked)
+
+
+def _caption(text: str, attachment: media.Attachment) -> str:
+    """A topic media message's caption: may be empty; Invalid for a file that cannot be passed on or a long caption."""
+    if attachment.too_big:
+        raise Invalid("the file is over the 20 MB Telegram lets a bot download", "file_too_big")
+    body = text.strip()
+    if len(body) > media.MAX_CAPTION:
+        raise Invalid("the caption is too long", "caption_too_long")
+    return body

@@ -1,9 +1,9 @@
 """The staff bot in a staff group: linking by group code, replies in customers' topics, the bot's rights.
 
 Handlers (`register_group_handlers`): a group code (`/link <code>`, or the bare code outside a topic) links the
-group; a text in a customer's topic goes to the customer when its author is staff of the horeca (others are
-told once who may answer); `migrate_to_chat_id` is followed; a change of the bot's rights is checked and, when
-topics cannot be opened, said in the group in one line (and stored for /healthz).
+group; a text or media (an album as one) in a customer's topic goes to the customer when its author is staff of
+the horeca (others are told once who may answer); `migrate_to_chat_id` is followed; a change of the bot's rights
+is checked and, when topics cannot be opened, said in the group in one line (and stored for /healthz).
 
 Sending into the customers' topics (the delivery worker's side) is `bot/staff/topics.py`.
 """
@@ -20,11 +20,12 @@ from telebot import TeleBot
 from telebot.apihelper import ApiTelegramException
 from telebot.types import ChatMemberUpdated, LinkPreviewOptions, Message
 
+from bot import media_in
 from bot.guard import guard
 from bot.staff import group_texts
 from bot.staff import texts as staff_texts
 from bot.telegram import describe
-from models import GroupProblem
+from models import BotName, GroupProblem
 from services import linking, staff_group
 from services.staff_group import TopicOutcome
 
@@ -134,10 +135,32 @@ def on_group_text(message: Message, bot: TeleBot) -> None:
     if code is not None:
         _link(message, bot, code)
         return
+    _topic_reply([message], bot)
+
+
+def on_group_media(messages: list[Message], bot: TeleBot) -> None:
+    """A photo, file, voice note, location, ... (or an album) in a customer's topic: to the customer, like a text."""
+    user = messages[0].from_user
+    if user is None or user.is_bot:
+        return
+    _topic_reply(messages, bot)
+
+
+def _topic_reply(messages: list[Message], bot: TeleBot) -> None:
+    message = messages[0]
+    user = message.from_user
+    assert user is not None
     thread = message.message_thread_id if message.is_topic_message else None
     if thread is None:
         return
-    found = staff_group.reply_from_topic(message.chat.id, thread, user.id, message.text or "")
+    if message.content_type == "text":
+        found = staff_group.reply_from_topic(message.chat.id, thread, user.id, message.text or "")
+    else:
+        attachment = media_in.attachment(messages, BotName.HORECA)
+        if attachment is None:
+            return  # a kind we do not pass on (a poll, a dice)
+        caption = attachment.caption if not attachment.album else ""
+        found = staff_group.reply_from_topic(message.chat.id, thread, user.id, caption, attachment=attachment)
     if found.outcome in (TopicOutcome.NOT_A_DIALOG, TopicOutcome.NOT_STAFF_AGAIN):
         return
     info = staff_group.group_of_chat(message.chat.id)
@@ -148,6 +171,10 @@ def on_group_text(message: Message, bot: TeleBot) -> None:
         say(bot, message.chat.id, t.not_staff.format(user=who, horeca=escape(found.horeca_name), names=names), thread)
     elif found.outcome == TopicOutcome.INVALID:
         say(bot, message.chat.id, t.too_long, thread)
+    elif found.outcome == TopicOutcome.TOO_BIG:
+        say(bot, message.chat.id, t.media_too_big, thread)
+    elif found.outcome == TopicOutcome.CAPTION_TOO_LONG:
+        say(bot, message.chat.id, t.caption_too_long, thread)
     elif found.blocked:
         say(bot, message.chat.id, t.customer_blocked.format(customer=escape(found.customer_name)), thread)
 
@@ -179,6 +206,15 @@ def register_group_handlers(bot: TeleBot, app: Flask) -> None:
 
     add(on_migrate, content_types=["migrate_to_chat_id", "migrate_from_chat_id"])
     add(on_group_text, content_types=["text"])
+    albums = media_in.AlbumCollector(app, on_group_media, staff_texts.for_user)  # an album's messages, as one
+
+    def on_media(message: Message, bot: TeleBot) -> None:
+        if message.media_group_id:
+            albums.add(message, bot)
+        else:
+            on_group_media([message], bot)
+
+    add(on_media, content_types=media_in.CONTENT_TYPES)
     bot.register_my_chat_member_handler(
         guard(app, on_member, staff_texts.for_user), func=lambda u: u.chat.type in GROUP_CHATS, pass_bot=True
     )

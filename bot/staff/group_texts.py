@@ -32,6 +32,8 @@ class GroupTexts:
     nobody: str  # when the horeca has no staff yet
     too_long: str
     customer_blocked: str  # {customer}
+    media_too_big: str  # a file in a topic over the Bot API's 20 MB download limit
+    caption_too_long: str  # a media message's caption over Telegram's 1024 characters
 
 
 RU = GroupTexts(
@@ -58,6 +60,8 @@ RU = GroupTexts(
     nobody="пока никто (выдайте код сотрудника)",
     too_long="Сообщение не ушло: оно пустое или длиннее 3500 символов.",
     customer_blocked="{customer} заблокировал(а) бота: сообщение не доставлено.",
+    media_too_big="Файл не ушёл: он больше 20 МБ, бот не может его передать. Отправьте файл поменьше или ссылку.",
+    caption_too_long="Сообщение не ушло: подпись длиннее 1024 символов.",
 )
 
 EN = GroupTexts(
@@ -84,6 +88,8 @@ EN = GroupTexts(
     nobody="nobody yet (issue a staff code)",
     too_long="Not sent: the message is empty or longer than 3500 characters.",
     customer_blocked="{customer} has blocked the bot: the message was not delivered.",
+    media_too_big="Not sent: the file is over 20 MB, which a bot cannot pass on. Send a smaller file or a link.",
+    caption_too_long="Not sent: the caption is longer than 1024 characters.",
 )
 
 CATALOGS: dict[str, GroupTexts] = {"ru": RU, "en": EN}

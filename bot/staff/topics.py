@@ -10,24 +10,30 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
 from flask import Flask
 from telebot import TeleBot
 from telebot.apihelper import ApiTelegramException
-from telebot.types import LinkPreviewOptions, Message
+from telebot.types import LinkPreviewOptions
 
 from bot.rendered import Rendered
+from bot.rendering import edit_body, media_body
 from bot.staff import group_texts
+from bot.staff import texts as staff_texts
 from bot.staff.group import PARSE_MODE, refresh_rights, say
 from bot.staff.group_texts import GroupTexts
 from bot.telegram import Undeliverable, describe
+from models import OutboxKind
 from services import staff_group
 from services.delivery import Job
 from services.staff_group import Destination, Header
 
 log = logging.getLogger(__name__)
+
+MediaSend = Callable[[int, int], int]  # (group chat id, topic) → message id: the worker's MediaSender for this row
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -62,13 +68,28 @@ def header_text(t: GroupTexts, header: Header, language_code: str | None) -> str
 
 
 def render_group_message(job: Job) -> Rendered:
-    """A group row: the customer's text as it is (the topic is theirs), a cabinet reply under its author's name."""
+    """A group row: the customer's text as it is (the topic is theirs), a cabinet reply under its author's name;
+    with its media (the text is then the caption, maybe empty)."""
     payload = _payload(job)
     t = group_texts.for_language(payload.get("lang"))
     body = escape(str(payload.get("text") or ""))
+    media = media_body(payload.get("media"))
     if payload.get("type") == "cabinet":
-        return Rendered(f"{t.from_cabinet.format(author=escape(str(payload.get('author') or '?')))}\n{body}")
-    return Rendered(body)
+        return Rendered(f"{t.from_cabinet.format(author=escape(str(payload.get('author') or '?')))}\n{body}", body=media)
+    return Rendered(body, body=media)
+
+
+def render_group_edit(job: Job) -> Rendered:
+    """The customer edited a message copied into their topic: its text (or caption) again, as it is now."""
+    payload = _payload(job)
+    text = escape(str(payload.get("text") or ""))
+    edited = staff_texts.for_language(payload.get("lang")).edited
+    return Rendered(text, body=edit_body(payload, text, f"{edited}\n{text}"))
+
+
+def into_group(job: Job) -> bool:
+    """A row for a topic: a group message, or an edit of one (to a group: Telegram's group chat ids are negative)."""
+    return job.kind == OutboxKind.GROUP_MESSAGE or (job.kind == OutboxKind.EDIT and job.chat_id < 0)
 
 
 # --- sending (called by the delivery worker) -------------------------------------------------------------
@@ -120,8 +141,9 @@ def _open_topic(app: Flask, bot: TeleBot, horeca_id: str, customer_id: int, dest
     return thread
 
 
-def send(app: Flask, bot: TeleBot, job: Job, rendered: Rendered, timeout: float) -> Message:
-    """Send a group row into the customer's topic (opening, re-opening or following the group as needed)."""
+def send(app: Flask, bot: TeleBot, job: Job, rendered: Rendered, timeout: float, media: MediaSend | None = None) -> int:
+    """Send a group row into the customer's topic (opening, re-opening or following the group as needed); the
+    message id. A row with media (`rendered.body`) goes through `media`, the worker's MediaSender."""
     payload = _payload(job)
     horeca_id, customer_id = str(payload.get("horeca_id") or ""), payload.get("customer_id")
     if not isinstance(customer_id, int):
@@ -135,6 +157,8 @@ def send(app: Flask, bot: TeleBot, job: Job, rendered: Rendered, timeout: float)
         try:
             if thread is None:
                 thread = _open_topic(app, bot, horeca_id, customer_id, dest, timeout)
+            if rendered.body is not None and media is not None:
+                return media(dest.chat_id, thread)
             return bot.send_message(
                 dest.chat_id,
                 rendered.text,
@@ -143,7 +167,7 @@ def send(app: Flask, bot: TeleBot, job: Job, rendered: Rendered, timeout: float)
                 message_thread_id=thread,
                 link_preview_options=_NO_PREVIEW,
                 timeout=timeout,  # type: ignore[arg-type]
-            )
+            ).message_id
         except ApiTelegramException as exc:
             moved = _moved_to(exc)
             if moved is not None:

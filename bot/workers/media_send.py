@@ -53,20 +53,24 @@ class MediaSender:
         self._known: dict[tuple[str, str], str] = {}  # (file_unique_id, bot) → file_id, as services.media keeps it
         self._link_preview = LinkPreviewOptions(is_disabled=True)
 
-    def send(self, bot_name: str, bot: TeleBot, chat_id: int, rendered: Rendered) -> int:
-        """Send `rendered` (whose body is not None); Telegram's exceptions propagate to the worker's classify()."""
+    def send(self, bot_name: str, bot: TeleBot, chat_id: int, rendered: Rendered, thread: int | None = None) -> int:
+        """Send `rendered` (whose body is not None), into the forum topic `thread` if given; Telegram's exceptions
+        propagate to the worker's classify(). An empty text (a topic's copy of a customer's photo without words)
+        sends the media alone."""
         body = rendered.body
         if isinstance(body, EditBody):
-            return self._edit(bot, chat_id, rendered, body)
+            return self._edit(bot, chat_id, rendered, body, thread)
         if isinstance(body, AlbumBody):
-            first = self._text(bot, chat_id, rendered.text, rendered.markup)
-            self._album(bot_name, bot, chat_id, body.items, reply_to=first.message_id)
+            if not rendered.text:
+                return self._album(bot_name, bot, chat_id, body.items, None, thread)[0].message_id
+            first = self._text(bot, chat_id, rendered.text, rendered.markup, thread)
+            self._album(bot_name, bot, chat_id, body.items, first.message_id, thread)
             return first.message_id
         assert isinstance(body, MediaBody)
-        if carries_text(body.ref, rendered.text):
-            return self._media(bot_name, bot, chat_id, body.ref, rendered.text, rendered.markup, None).message_id
-        first = self._text(bot, chat_id, rendered.text, rendered.markup)
-        self._media(bot_name, bot, chat_id, body.ref, None, None, first.message_id)
+        if carries_text(body.ref, rendered.text) or not rendered.text:
+            return self._media(bot_name, bot, chat_id, body.ref, rendered.text, rendered.markup, None, thread).message_id
+        first = self._text(bot, chat_id, rendered.text, rendered.markup, thread)
+        self._media(bot_name, bot, chat_id, body.ref, None, None, first.message_id, thread)
         return first.message_id
 
     def wait_ready(self, bot_name: str, rendered: Rendered) -> None:
@@ -81,13 +85,16 @@ class MediaSender:
 
     # --- text, media, albums -----------------------------------------------------------------------
 
-    def _text(self, bot: TeleBot, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> Message:
+    def _text(
+        self, bot: TeleBot, chat_id: int, text: str, markup: InlineKeyboardMarkup | None, thread: int | None = None
+    ) -> Message:
         return bot.send_message(
             chat_id,
             text,
             parse_mode=PARSE_MODE,
             reply_markup=markup,
             link_preview_options=self._link_preview,
+            message_thread_id=thread,
             timeout=self.timeout,
         )
 
@@ -100,8 +107,9 @@ class MediaSender:
         caption: str | None,
         markup: InlineKeyboardMarkup | None,
         reply_to: int | None,
+        thread: int | None = None,
     ) -> Message:
-        common: dict[str, Any] = {"reply_markup": markup, "timeout": self.timeout}
+        common: dict[str, Any] = {"reply_markup": markup, "timeout": self.timeout, "message_thread_id": thread}
         if reply_to is not None:
             common["reply_parameters"] = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         if ref.kind == MediaKind.LOCATION:
@@ -122,15 +130,25 @@ class MediaSender:
             keep([message])
         return message
 
-    def _album(self, bot_name: str, bot: TeleBot, chat_id: int, items: tuple[MediaRef, ...], reply_to: int) -> list[Message]:
+    def _album(
+        self,
+        bot_name: str,
+        bot: TeleBot,
+        chat_id: int,
+        items: tuple[MediaRef, ...],
+        reply_to: int | None,
+        thread: int | None = None,
+    ) -> list[Message]:
         with ExitStack() as stack:
             inputs = [stack.enter_context(self._file(bot_name, item)) for item in items]
             group = [
                 _INPUT_MEDIA[item.kind](file, caption=item.caption or None)  # the customer's own captions, as written
                 for item, (file, _) in zip(items, inputs, strict=True)
             ]
-            reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
-            messages = bot.send_media_group(chat_id, group, reply_parameters=reply, timeout=self.timeout)
+            reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to is not None else None
+            messages = bot.send_media_group(
+                chat_id, group, reply_parameters=reply, message_thread_id=thread, timeout=self.timeout
+            )
             for (_, keep), message in zip(inputs, messages, strict=False):
                 keep([message])
         return messages
@@ -192,11 +210,11 @@ class MediaSender:
 
     # --- edits -------------------------------------------------------------------------------------
 
-    def _edit(self, bot: TeleBot, chat_id: int, rendered: Rendered, body: EditBody) -> int:
+    def _edit(self, bot: TeleBot, chat_id: int, rendered: Rendered, body: EditBody, thread: int | None = None) -> int:
         with self.app.app_context():
             message_id = media.sent_message_id(body.of_outbox_id)
         if message_id is None:  # the copy never went out: say it anew
-            return self._text(bot, chat_id, body.fallback, None).message_id
+            return self._text(bot, chat_id, body.fallback, None, thread).message_id
         try:
             if body.caption:
                 bot.edit_message_caption(
@@ -219,7 +237,7 @@ class MediaSender:
             if "message is not modified" in description:
                 return message_id
             # Too old, deleted, another kind of message, a caption grown too long: a follow-up says it.
-            return self._text(bot, chat_id, body.fallback, None).message_id
+            return self._text(bot, chat_id, body.fallback, None, thread).message_id
         return message_id
 
 

@@ -175,8 +175,17 @@ class Delivery:
         if not self._take_slot(limiter, job):
             return None
         try:
-            if job.kind == OutboxKind.GROUP_MESSAGE:  # into the customer's topic: opens it when needed
-                message_id = staff_group_send(self.app, bot, job, rendered, self.settings.request_timeout).message_id
+            # Into the customer's topic, opening it when needed: a group row, or an edit of one (a group's chat id
+            # is negative; bot/staff/topics.into_group says the same for the renderers).
+            if job.kind == OutboxKind.GROUP_MESSAGE or (job.kind == OutboxKind.EDIT and job.chat_id < 0):
+                message_id = staff_group_send(
+                    self.app,
+                    bot,
+                    job,
+                    rendered,
+                    self.settings.request_timeout,
+                    lambda chat, thread: self.media.send(job.bot, bot, chat, rendered, thread),
+                )
             elif rendered.body is not None:  # media or an edit (bot/workers/media_send.py)
                 message_id = self.media.send(job.bot, bot, job.chat_id, rendered)
             else:

@@ -331,3 +331,29 @@ class EmulatorClient:
     def migrate(self, chat_id: int, is_forum: bool = False) -> dict[str, Any]:
         """The owner upgrades a basic group to a supergroup: returns the new group."""
         return self._post("group/migrate", chat_id=chat_id, is_forum=is_forum)
+
+    # ------------------------------------------------- media in groups (groups.py)
+
+    def group_send_media(
+        self,
+        chat_id: int,
+        user_id: int,
+        type: str,  # noqa: A002
+        data: bytes | None = None,
+        message_thread_id: int | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A member sends a file (`data`; or `size=N`), a location, a venue or a contact in the group (in a topic)."""
+        body: dict[str, Any] = {"chat_id": chat_id, "user_id": user_id, "type": type, "message_thread_id": message_thread_id}
+        if data is not None:
+            body["data"] = base64.b64encode(data).decode()
+        return self._post("group/send_media", **body, **fields)
+
+    def group_send_album(
+        self, chat_id: int, user_id: int, items: list[dict[str, Any]], message_thread_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A member sends an album in the group: items of {type, data (bytes), caption}; one update per item."""
+        album = [{**item, "data": base64.b64encode(item["data"]).decode()} if "data" in item else item for item in items]
+        return self._post("group/send_media", chat_id=chat_id, user_id=user_id, album=album, message_thread_id=message_thread_id)[
+            "messages"
+        ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .formatting import ApiError, bad_request, command_entities, parse_reply_markup
+from .media import FILE_METHODS, NO_CAPTION, Caption
 
 if TYPE_CHECKING:
     from .core import Bot, Emulator
@@ -108,6 +109,7 @@ class GroupMessage:
     edits: list[dict[str, Any]] = field(default_factory=list)
     edit_date: int | None = None
     deleted: bool = False
+    media: dict[str, Any] | None = None  # as media.py stores it on a private message (a file's unique id, a location…)
 
 
 @dataclass
@@ -168,7 +170,7 @@ class Groups:
             "getchat": self._get_chat,
             "sendchataction": lambda bot, p: bool(self._chat(bot, p)),
         }
-        handler = handlers.get(method.lower())
+        handler = handlers.get(method.lower()) or self._media_route(method)
         if handler is None:
             return None
         try:
@@ -382,7 +384,7 @@ class Groups:
         user = self.emu.users.get(user_id)
         return user.as_user() if user else {"id": user_id, "is_bot": is_bot, "first_name": f"User {user_id}"}
 
-    def _json(self, group: Group, msg: GroupMessage) -> dict[str, Any]:
+    def _json(self, group: Group, msg: GroupMessage, bot: Bot | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {
             "message_id": msg.message_id,
             "from": self._user(msg.sender_id, msg.from_bot),
@@ -402,6 +404,8 @@ class Groups:
             d["entities"] = msg.entities
         if msg.reply_markup and "inline_keyboard" in msg.reply_markup:
             d["reply_markup"] = msg.reply_markup
+        if msg.media and bot is not None:  # the file field holds the file id of the bot that reads it
+            self.emu.media_fields(bot, msg, d)  # type: ignore[arg-type]  # a GroupMessage has the fields it reads
         return d
 
     def _spread(self, group: Group, msg: GroupMessage, skip: int | None = None) -> None:
@@ -415,7 +419,7 @@ class Groups:
                 continue
             sees_all = member.status in ("creator", "administrator")
             if sees_all or msg.service is not None or (msg.plain or "").startswith("/"):
-                self.emu._enqueue(bot, "message", dict(payload))
+                self.emu._enqueue(bot, "message", self._json(group, msg, bot) if msg.media else dict(payload))
         self.emu.messages_cond.notify_all()
 
     def _member_changed(self, group: Group, member: Member, old: dict[str, Any], actor: int) -> None:
@@ -594,6 +598,7 @@ class Groups:
             "group/send": {"POST": self.say},
             "group/topic": {"POST": self.topic},
             "group/migrate": {"POST": self.migrate},
+            "group/send_media": {"POST": self.say_media},
         }
 
     def public(self, group: Group) -> dict[str, Any]:
@@ -630,6 +635,7 @@ class Groups:
             "service": msg.service,
             "edits": list(msg.edits),
             "deleted": msg.deleted,
+            "media": self.emu.media_record(msg),  # type: ignore[arg-type]  # a GroupMessage has the field it reads
         }
 
     def get(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -641,3 +647,120 @@ class Groups:
         """Every group, without their messages."""
         with self.emu.lock:
             return [{k: v for k, v in self.public(g).items() if k != "messages"} for g in self.chats.values()]
+
+    # --- media in groups -------------------------------------------------------------------------------------
+    # The file methods, sendMediaGroup, sendLocation/Venue/Contact and editMessageCaption for a group's chat id
+    # (with message_thread_id), and a member's media in the group; files, captions and checks are media.py's.
+
+    def _media_route(self, method: str) -> Any:
+        lower = method.lower()
+        if lower == "sendmediagroup":
+            return self._send_media_group
+        if lower == "editmessagecaption":
+            return self._edit_message_caption
+        if lower in ("sendlocation", "sendvenue", "sendcontact"):
+            kind = lower[len("send") :]
+            return lambda bot, p: self._send_place(bot, p, kind)
+        name = next((name for name in FILE_METHODS if name.lower() == lower), None)
+        return (lambda bot, p: self._send_file(bot, p, name)) if name else None
+
+    def _post_media(
+        self, bot: Bot, group: Group, thread: int | None, media: dict[str, Any], p: dict[str, Any], caption: Caption
+    ) -> GroupMessage:
+        text, plain, entities, parse_mode = caption
+        msg = GroupMessage(
+            message_id=group.next_id(),
+            sender_id=bot.id,
+            from_bot=True,
+            date=int(time.time()),
+            thread_id=thread,
+            text=text,
+            plain=plain,
+            entities=entities,
+            parse_mode=parse_mode,
+            reply_markup=parse_reply_markup(p.get("reply_markup")),
+            media=media,
+        )
+        group.messages[msg.message_id] = msg
+        bot.counts["sent"] += 1
+        self._spread(group, msg, skip=bot.id)
+        return msg
+
+    def _send_file(self, bot: Bot, p: dict[str, Any], method: str) -> dict[str, Any]:
+        param, kind, _, name = FILE_METHODS[method]
+        group = self._chat(bot, p)
+        thread = self._thread(group, p)
+        stored = self.emu._input_file(bot, p, p.get(param), kind, name)
+        caption = self.emu._caption(p, kind)
+        self.emu._rate_check(bot, group.id)
+        msg = self._post_media(bot, group, thread, {"type": kind, "unique_id": stored.unique_id}, p, caption)
+        return self._json(group, msg, bot)
+
+    def _send_place(self, bot: Bot, p: dict[str, Any], kind: str) -> dict[str, Any]:
+        group = self._chat(bot, p)
+        thread = self._thread(group, p)
+        media = self.emu._place(p, kind)
+        self.emu._rate_check(bot, group.id)
+        return self._json(group, self._post_media(bot, group, thread, media, p, ("", "", [], None)), bot)
+
+    def _send_media_group(self, bot: Bot, p: dict[str, Any]) -> list[dict[str, Any]]:
+        group = self._chat(bot, p)
+        thread = self._thread(group, p)
+        prepared = self.emu._album_items(bot, p)
+        self.emu._rate_check(bot, group.id)
+        album = str(next(self.emu.media.groups))
+        sent = []
+        for kind, stored, caption in prepared:
+            media = {"type": kind, "unique_id": stored.unique_id, "media_group_id": album}
+            sent.append(self._json(group, self._post_media(bot, group, thread, media, {}, caption), bot))
+        return sent
+
+    def _edit_message_caption(self, bot: Bot, p: dict[str, Any]) -> dict[str, Any]:
+        from .core import NOT_MODIFIED
+
+        group = self._chat(bot, p)
+        msg = self._own_message(bot, group, p, "edit")
+        kind = (msg.media or {}).get("type")
+        if msg.sender_id != bot.id:
+            raise bad_request("message can't be edited")
+        if kind is None or kind in NO_CAPTION or kind in ("location", "venue", "contact"):
+            raise bad_request("there is no caption in the message to edit")
+        text, plain, entities, parse_mode = self.emu._caption(p, kind)
+        markup = parse_reply_markup(p.get("reply_markup"), inline_only=True)
+        if plain == msg.plain and entities == msg.entities and markup == msg.reply_markup:
+            raise bad_request(NOT_MODIFIED)
+        msg.edits.append({"text": msg.text, "at": time.time()})
+        msg.text, msg.plain, msg.entities, msg.parse_mode, msg.reply_markup = text, plain, entities, parse_mode, markup
+        msg.edit_date = int(time.time())
+        bot.counts["edits"] += 1
+        self.emu.messages_cond.notify_all()
+        return self._json(group, msg, bot)
+
+    def say_media(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A member sends media in the group (in a topic with `message_thread_id`): `type` + base64 `data` (or `size`),
+        a location/venue/contact, or `album` (a list of 2–10 items); one message update per item for the bots."""
+        from .core import ControlError
+
+        with self.emu.lock:
+            group = self._group(data)
+            user_id = self._actor(group, data)
+            try:
+                thread = self._thread(group, data)
+            except ApiError as exc:
+                raise ControlError(409, exc.description) from None
+            album = data.get("album")
+            if album is not None:
+                if not isinstance(album, list) or not 2 <= len(album) <= 10:
+                    raise ControlError(400, "album must be a list of 2 to 10 items")
+                media_group = str(next(self.emu.media.groups))
+                items = [(self.emu._user_media(None, dict(item), media_group), str(item.get("caption") or "")) for item in album]
+            else:
+                items = [(self.emu._user_media(None, data, None), str(data.get("caption") or ""))]
+            sent = []
+            for media, caption in items:
+                text = caption if media["type"] not in NO_CAPTION else ""
+                msg = GroupMessage(group.next_id(), user_id, False, int(time.time()), thread, text=text, plain=text, media=media)
+                group.messages[msg.message_id] = msg
+                self._spread(group, msg)
+                sent.append({"chat_id": group.id, "message_id": msg.message_id, "message_thread_id": thread})
+            return sent[0] if album is None else {"messages": sent}

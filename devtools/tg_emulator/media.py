@@ -45,6 +45,7 @@ NO_CAPTION = frozenset({"video_note", "sticker"})
 KINDS = frozenset(kind for _, kind, _, _ in FILE_METHODS.values())
 GROUP_KINDS = frozenset({"photo", "video", "document", "audio"})
 WRONG_FILE_ID = "wrong file identifier/HTTP URL specified"
+Caption = tuple[str, str, list[dict[str, Any]], str | None]  # _caption's (as sent, as shown, entities, parse mode)
 
 
 @dataclass
@@ -302,31 +303,37 @@ class MediaMixin:
         return self._message_json(bot, msg)
 
     def _send_location(self, bot: Bot, p: dict[str, Any]) -> dict[str, Any]:
-        user = self._chat_user(bot, p)
-        location = self._location(p)
-        self._rate_check(bot, user.id)
-        return self._message_json(bot, self._post(bot, user, {"type": "location", "location": location}, p, ("", "", [], None)))
+        return self._send_place(bot, p, "location")
 
     def _send_venue(self, bot: Bot, p: dict[str, Any]) -> dict[str, Any]:
+        return self._send_place(bot, p, "venue")
+
+    def _send_contact(self, bot: Bot, p: dict[str, Any]) -> dict[str, Any]:
+        return self._send_place(bot, p, "contact")
+
+    def _send_place(self, bot: Bot, p: dict[str, Any], kind: str) -> dict[str, Any]:
         user = self._chat_user(bot, p)
+        media = self._place(p, kind)
+        self._rate_check(bot, user.id)
+        return self._message_json(bot, self._post(bot, user, media, p, ("", "", [], None)))
+
+    def _place(self, p: dict[str, Any], kind: str) -> dict[str, Any]:
+        """The media of sendLocation, sendVenue or sendContact (validated)."""
+        if kind == "contact":
+            phone, first = str(p.get("phone_number") or ""), str(p.get("first_name") or "")
+            if not phone or not first:
+                raise bad_request("phone_number and first_name are required")
+            contact = {"phone_number": phone, "first_name": first}
+            if p.get("last_name"):
+                contact["last_name"] = str(p["last_name"])
+            return {"type": "contact", "contact": contact}
         location = self._location(p)
+        if kind == "location":
+            return {"type": "location", "location": location}
         title, address = str(p.get("title") or ""), str(p.get("address") or "")
         if not title or not address:
             raise bad_request("venue title and address are required")
-        self._rate_check(bot, user.id)
-        venue = {"location": location, "title": title, "address": address}
-        return self._message_json(bot, self._post(bot, user, {"type": "venue", "venue": venue}, p, ("", "", [], None)))
-
-    def _send_contact(self, bot: Bot, p: dict[str, Any]) -> dict[str, Any]:
-        user = self._chat_user(bot, p)
-        phone, first = str(p.get("phone_number") or ""), str(p.get("first_name") or "")
-        if not phone or not first:
-            raise bad_request("phone_number and first_name are required")
-        self._rate_check(bot, user.id)
-        contact = {"phone_number": phone, "first_name": first}
-        if p.get("last_name"):
-            contact["last_name"] = str(p["last_name"])
-        return self._message_json(bot, self._post(bot, user, {"type": "contact", "contact": contact}, p, ("", "", [], None)))
+        return {"type": "venue", "venue": {"location": location, "title": title, "address": address}}
 
     @staticmethod
     def _location(p: dict[str, Any]) -> dict[str, float]:
@@ -340,6 +347,17 @@ class MediaMixin:
 
     def _send_media_group(self, bot: Bot, p: dict[str, Any]) -> list[dict[str, Any]]:
         user = self._chat_user(bot, p)
+        prepared = self._album_items(bot, p)
+        self._rate_check(bot, user.id)
+        group = str(next(self.media.groups))
+        sent = []
+        for kind, stored, caption in prepared:
+            media = {"type": kind, "unique_id": stored.unique_id, "media_group_id": group}
+            sent.append(self._message_json(bot, self._post(bot, user, media, {}, caption)))
+        return sent
+
+    def _album_items(self, bot: Bot, p: dict[str, Any]) -> list[tuple[str, StoredFile, Caption]]:
+        """sendMediaGroup's items (validated, files stored): (kind, file, caption) each."""
         items = json_param(p.get("media"), "media")
         if not isinstance(items, list) or not 2 <= len(items) <= 10:
             raise bad_request("wrong number of media in the album: 2–10 are allowed")
@@ -351,13 +369,7 @@ class MediaMixin:
             kind = str(item["type"])
             stored = self._input_file(bot, p, item.get("media"), kind, FILE_METHODS[f"send{kind.title()}"][3])
             prepared.append((kind, stored, self._caption(item, kind)))
-        self._rate_check(bot, user.id)
-        group = str(next(self.media.groups))
-        sent = []
-        for kind, stored, caption in prepared:
-            media = {"type": kind, "unique_id": stored.unique_id, "media_group_id": group}
-            sent.append(self._message_json(bot, self._post(bot, user, media, {}, caption)))
-        return sent
+        return prepared
 
     # --- edits -------------------------------------------------------------------------------------
 
@@ -436,7 +448,7 @@ class MediaMixin:
         bot.messages.setdefault(user.id, {})[msg.message_id] = msg
         return msg
 
-    def _user_media(self, bot: Bot, item: dict[str, Any], group: str | None) -> dict[str, Any]:
+    def _user_media(self, bot: Bot | None, item: dict[str, Any], group: str | None) -> dict[str, Any]:
         kind = str(item.get("type") or "")
         if kind in ("location", "venue", "contact"):
             p = dict(item)

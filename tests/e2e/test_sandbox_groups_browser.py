@@ -2,7 +2,7 @@
 
 `make run` (devtools.launch: the emulator, gunicorn and run_bot.py); a barista who joined the staff bot creates a
 staff group from the page, links it by typing the group code there, sees the customer's topic open with their
-message and answers in it; the customer gets the answer from the customer bot. A screenshot goes to
+message and photo and answers in it; the customer gets the answer from the customer bot. A screenshot goes to
 tests/artifacts/sandbox-group.png.
 """
 
@@ -26,6 +26,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 expect = sync_api.expect
 
 OLGA, ANNA = 701, 702
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000030000000208060000009d74661a0000000d4944415478da63f8ffff3f0300050001ff"
+)
 
 
 def test_a_staff_group_with_topics_in_the_sandbox(sandbox: Sandbox, page):  # noqa: F811 - the imported fixtures
@@ -61,6 +64,10 @@ def test_a_staff_group_with_topics_in_the_sandbox(sandbox: Sandbox, page):  # no
     messages = page.get_by_test_id("group-message")
     expect(messages.filter(has_text="#A-1 — preparing")).to_be_visible()
     expect(messages.filter(has_text="Soy milk please")).to_be_visible()
+
+    # Her photo shows in her topic as a photo, with its caption.
+    emu.send_media(CUSTOMER_BOT, ANNA, "photo", PNG, caption="the wrong cup")
+    expect(messages.filter(has_text="the wrong cup").get_by_test_id("message-photo")).to_be_visible()
 
     # Olga answers in the topic; Anna gets it from the customer bot.
     page.get_by_test_id("group-input").fill("Sure, coming up")

@@ -149,3 +149,43 @@ def test_a_removed_bot_gets_403_and_control_errors_are_clear(emu, tb):
         emu.group(-42)
     with pytest.raises(EmulatorError, match="only a basic group"):
         emu.migrate(chat_id)
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000030000000208060000009d74661a0000000d4944415478da63f8ffff3f0300050001ff"
+)
+
+
+def test_media_in_a_topic_both_ways(emu, tb, server):
+    chat_id = forum(emu)
+    thread = tb.create_forum_topic(chat_id, "Anna").message_thread_id
+    updates(tb)
+    photo = tb.send_photo(chat_id, PNG, caption="<b>menu</b>", parse_mode="HTML", message_thread_id=thread)
+    assert photo.message_thread_id == thread and photo.caption == "menu" and photo.photo[-1].width == 3
+    again = tb.send_photo(chat_id, photo.photo[-1].file_id, message_thread_id=thread)  # by the bot's file id
+    assert again.photo[-1].file_unique_id == photo.photo[-1].file_unique_id
+    album = tb.send_media_group(
+        chat_id,
+        [telebot.types.InputMediaPhoto(PNG, caption="a"), telebot.types.InputMediaPhoto(PNG + b"x", caption="b")],
+        message_thread_id=thread,
+    )
+    assert [m.caption for m in album] == ["a", "b"] and album[0].media_group_id == album[1].media_group_id
+    place = tb.send_location(chat_id, 55.75, 37.61, message_thread_id=thread)
+    assert place.location.latitude == 55.75 and place.message_thread_id == thread
+    with pytest.raises(ApiTelegramException, match="message thread not found"):
+        tb.send_document(chat_id, b"x", message_thread_id=thread + 100)
+    shown = [m for m in emu.group(chat_id)["messages"] if m["media"]]
+    assert [m["media"]["type"] for m in shown] == ["photo", "photo", "photo", "photo", "location"]
+    assert emu.file_bytes(shown[0]["media"]["file_unique_id"]) == PNG
+
+    # A member's photo and album in the topic: message updates with the bot's own file ids, which getFile serves.
+    emu.group_send_media(chat_id, BARISTA, "photo", PNG + b"y", message_thread_id=thread, caption="look")
+    emu.group_send_album(
+        chat_id, BARISTA, [{"type": "document", "data": b"1"}, {"type": "document", "data": b"2"}], message_thread_id=thread
+    )
+    got = [u.message for u in updates(tb) if u.message]
+    assert [m.content_type for m in got] == ["photo", "document", "document"]
+    assert got[0].message_thread_id == thread and got[0].is_topic_message and got[0].caption == "look"
+    assert got[1].media_group_id == got[2].media_group_id
+    path = tb.get_file(got[0].photo[-1].file_id).file_path
+    assert requests.get(f"{server.url}/file/bot{STAFF}/{path}", timeout=5).content == PNG + b"y"

@@ -1,5 +1,5 @@
 // The sandbox page's staff groups: a supergroup with a topic per customer, played as the user picked in app.js.
-// Uses app.js's globals (state, control, el, renderText, toast, query, clock, $). Texts become DOM nodes only.
+// Uses app.js's globals (state, control, el, renderText, toast, query, clock, $, albums, mediaView). Texts become DOM nodes only.
 "use strict";
 
 const groupState = {
@@ -124,7 +124,7 @@ function renderGroups() {
 
   const shown = messages.filter((m) => (m.message_thread_id || null) === groupState.thread);
   const box = $("group-messages");
-  box.replaceChildren(...(shown.length ? shown.map(groupMessageView) : [el("div", {className: "empty"},
+  box.replaceChildren(...(shown.length ? albums(shown).map(groupMessageView) : [el("div", {className: "empty"},
     groupState.thread ? "No messages in this topic." : "Send /link CODE here, with a code from POST /horeca/<id>/group-codes.")]));
   box.scrollTop = box.scrollHeight;
   const topic = topics.find((t) => t.message_thread_id === groupState.thread);
@@ -160,9 +160,11 @@ function groupMessageView(m) {
   }
   const mine = m.from === "user" && m.from_id === state.userId;
   return el("div", {className: "row " + (mine ? "out" : "in"), "data-testid": "group-message", dataset: {from: m.from}},
-    el("div", {className: "stack"}, el("div", {className: "bubble"},
+    el("div", {className: "stack"}, el("div", {className: "bubble" + (m.media ? " media" : "")},
       el("div", {className: "author"}, m.from === "bot" ? "@" + m.from_name : m.from_name || String(m.from_id)),
-      el("div", {className: "text", "data-testid": "group-message-text"}, renderText(m.plain_text || "", [])),
+      m.media ? mediaView(m) : null,  // photos, files, albums: app.js's media rendering
+      m.album && m.album.length > 1 ? null  // an album's captions are under its pictures
+        : el("div", {className: "text", "data-testid": "group-message-text"}, renderText(m.plain_text || "", [])),
       m.edits.length ? el("div", {className: "meta"}, el("span", {className: "edited"}, "edited")) : null)));
 }
 
