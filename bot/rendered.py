@@ -53,6 +53,7 @@ class Rendered:
     supersedes: bool = False  # once sent, older messages of the same order lose their buttons
     body: Body | None = None  # media or an edit (bot/workers/media_send.py); None: a text message
     swept: bool = True  # the keyboard is one the delivery sweep takes off (the Cancel one); not the rating stars
+    topic: bool = False  # into the customer's topic of the staff group (bot/staff/topics.send opens it when needed)
 
     @property
     def has_button(self) -> bool:

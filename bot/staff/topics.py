@@ -75,8 +75,10 @@ def render_group_message(job: Job) -> Rendered:
     body = escape(str(payload.get("text") or ""))
     media = media_body(payload.get("media"))
     if payload.get("type") == "cabinet":
-        return Rendered(f"{t.from_cabinet.format(author=escape(str(payload.get('author') or '?')))}\n{body}", body=media)
-    return Rendered(body, body=media)
+        return Rendered(
+            f"{t.from_cabinet.format(author=escape(str(payload.get('author') or '?')))}\n{body}", body=media, topic=True
+        )
+    return Rendered(body, body=media, topic=True)
 
 
 def render_group_edit(job: Job) -> Rendered:
@@ -84,7 +86,7 @@ def render_group_edit(job: Job) -> Rendered:
     payload = _payload(job)
     text = escape(str(payload.get("text") or ""))
     edited = staff_texts.for_language(payload.get("lang")).edited
-    return Rendered(text, body=edit_body(payload, text, f"{edited}\n{text}"))
+    return Rendered(text, body=edit_body(payload, text, f"{edited}\n{text}"), topic=True)
 
 
 def into_group(job: Job) -> bool:

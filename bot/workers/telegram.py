@@ -32,7 +32,7 @@ from bot.telegram import BLOCKED, FINAL, NOT_MODIFIED, RATE_LIMITED, Failure, cl
 from bot.texts import PARSE_MODE
 from bot.workers.common import RetryPolicy, scheduled
 from bot.workers.media_send import MediaSender
-from models import BotName, OutboxKind, utcnow
+from models import BotName, utcnow
 from services import delivery, heartbeat, status_card
 from services.delivery import Job, Sent
 from services.status_card import StatusCard
@@ -175,9 +175,9 @@ class Delivery:
         if not self._take_slot(limiter, job):
             return None
         try:
-            # Into the customer's topic, opening it when needed: a group row, or an edit of one (a group's chat id
-            # is negative; bot/staff/topics.into_group says the same for the renderers).
-            if job.kind == OutboxKind.GROUP_MESSAGE or (job.kind == OutboxKind.EDIT and job.chat_id < 0):
+            # How a row goes out is the renderer's word: into a topic of the staff group (opened when needed),
+            # media or an edit, or a plain text.
+            if rendered.topic:
                 message_id = staff_group_send(
                     self.app,
                     bot,
