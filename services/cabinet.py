@@ -7,6 +7,7 @@ services (outreach, relay, conversation, canned replies) build on the queries he
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,11 +18,15 @@ from sqlalchemy.exc import IntegrityError
 
 from database import transaction
 from models import (
+    BotName,
     Customer,
     DialogMessage,
     DialogRead,
     DialogSelection,
     Order,
+    OutboxKind,
+    OutboxMessage,
+    OutboxState,
     PromptEnd,
     StaffMember,
     StaffMode,
@@ -30,6 +35,7 @@ from models import (
 )
 from services import staff
 from services.errors import Conflict, Invalid, NotFound
+from services.media import Attachment
 from services.orders import ACTIVE_STATUSES
 
 MAX_TEXT = 3500  # leaves room for the "Message from …" prefix within Telegram's 4096 characters
@@ -159,6 +165,58 @@ def newest_active_order(horeca_id: str, customer_id: int) -> Order | None:
         .order_by(Order.updated_at.desc(), Order.id.desc())
         .limit(1)
     )
+
+
+def queue_staff_message(
+    horeca_id: str,
+    member: StaffMember,
+    customer: Customer,
+    horeca_name: str,
+    body: str,
+    attachment: Attachment | None,
+    now: datetime,
+    *,
+    batch_id: int | None = None,
+    source_message_id: int | None = None,
+) -> OutboxMessage:
+    """A staff member's message to one customer, in the caller's transaction: the customer-bot outbox row (set aside
+    as blocked for a customer who blocked the bot) and the stored `DialogMessage` (from the cabinet or a topic)."""
+    blocked = customer.is_blocked
+    payload: dict[str, Any] = {"horeca_id": horeca_id, "horeca": horeca_name, "lang": customer.language_code}
+    if attachment is not None:
+        payload["media"] = attachment.as_payload()
+    outbox = OutboxMessage(
+        kind=OutboxKind.MESSAGE,
+        bot=BotName.CUSTOMER,
+        chat_id=customer.chat_id,
+        horeca_id=horeca_id,
+        text=body,
+        payload=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        state=OutboxState.BLOCKED if blocked else OutboxState.PENDING,
+        created_at=now,
+        next_attempt_at=now,
+        last_error="the user has blocked the bot" if blocked else None,
+    )
+    db.session.add(outbox)
+    db.session.flush()
+    order = newest_active_order(horeca_id, customer.id)
+    db.session.add(
+        DialogMessage(
+            direction="out",
+            horeca_id=horeca_id,
+            customer_id=customer.id,
+            staff_member_id=member.id,
+            order_pk=order.id if order else None,
+            text=body,
+            state="queued",
+            outbox_id=outbox.id,
+            batch_id=batch_id,
+            created_at=now,
+            media=attachment.as_json() if attachment else None,
+            source_message_id=source_message_id,
+        )
+    )
+    return outbox
 
 
 def unread_counts(horeca_id: str, customer_ids: list[int]) -> dict[int, int]:

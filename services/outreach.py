@@ -7,19 +7,15 @@ queues a summary to the sender (`finish_batches`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import select
 
 from database import transaction
 from models import (
-    BotName,
     Customer,
     DialogBatch,
     DialogMessage,
-    OutboxKind,
     OutboxMessage,
     OutboxState,
     PromptEnd,
@@ -37,8 +33,8 @@ from services.cabinet import (
     colleague_answers,
     knows,
     mark_read_in,
-    newest_active_order,
     orders_for,
+    queue_staff_message,
     select_only,
     selected_ids,
 )
@@ -46,10 +42,6 @@ from services.errors import Invalid, NotFound
 from services.staff import NotStaff
 
 FINAL_STATES = frozenset({OutboxState.SENT, OutboxState.FAILED, OutboxState.BLOCKED})
-
-
-def _json(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 # --- whom the next text goes to --------------------------------------------------------------------
@@ -185,43 +177,8 @@ def send_to_selected(
         blocked_names = []
         for customer in people:
             blocked = customer.is_blocked
-            outbox = OutboxMessage(
-                kind=OutboxKind.MESSAGE,
-                bot=BotName.CUSTOMER,
-                chat_id=customer.chat_id,
-                horeca_id=horeca_id,
-                text=body,
-                payload=_json(
-                    {
-                        "horeca_id": horeca_id,
-                        "horeca": name,
-                        "lang": customer.language_code,
-                        **({"media": attachment.as_payload()} if attachment else {}),
-                    }
-                ),
-                state=OutboxState.BLOCKED if blocked else OutboxState.PENDING,
-                created_at=now,
-                next_attempt_at=now,
-                last_error="the user has blocked the bot" if blocked else None,
-            )
-            db.session.add(outbox)
-            db.session.flush()
-            order = newest_active_order(horeca_id, customer.id)
-            db.session.add(
-                DialogMessage(
-                    direction="out",
-                    horeca_id=horeca_id,
-                    customer_id=customer.id,
-                    staff_member_id=member.id,
-                    order_pk=order.id if order else None,
-                    text=body,
-                    state="queued",
-                    outbox_id=outbox.id,
-                    batch_id=batch.id,
-                    created_at=now,
-                    media=attachment.as_json() if attachment else None,
-                    source_message_id=source_message_id,
-                )
+            queue_staff_message(
+                horeca_id, member, customer, name, body, attachment, now, batch_id=batch.id, source_message_id=source_message_id
             )
             mark_read_in(horeca_id, customer.id)
             if len(people) == 1:  # a reply to one customer shows in their topic too (a broadcast would flood the group)

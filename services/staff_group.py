@@ -38,7 +38,7 @@ from models import (
     utcnow,
 )
 from services import linking, media, staff
-from services.cabinet import clean_text, mark_read_in, newest_active_order
+from services.cabinet import clean_text, mark_read_in, queue_staff_message
 from services.errors import Invalid, NotFound
 from services.orders import ACTIVE_STATUSES
 
@@ -452,42 +452,7 @@ def reply_from_topic(
             return TopicReply(outcome.get(error.code, TopicOutcome.INVALID), name, customer.display_name)
         now = utcnow()
         blocked = customer.is_blocked
-        outbox = OutboxMessage(
-            kind=OutboxKind.MESSAGE,
-            bot=BotName.CUSTOMER,
-            chat_id=customer.chat_id,
-            horeca_id=horeca_id,
-            text=body,
-            payload=_json(
-                {
-                    "horeca_id": horeca_id,
-                    "horeca": name,
-                    "lang": customer.language_code,
-                    **({"media": attachment.as_payload()} if attachment else {}),
-                }
-            ),
-            state=OutboxState.BLOCKED if blocked else OutboxState.PENDING,
-            created_at=now,
-            next_attempt_at=now,
-            last_error="the user has blocked the bot" if blocked else None,
-        )
-        db.session.add(outbox)
-        db.session.flush()
-        order = newest_active_order(horeca_id, customer.id)
-        db.session.add(
-            DialogMessage(
-                direction="out",
-                horeca_id=horeca_id,
-                customer_id=customer.id,
-                staff_member_id=member.id,
-                order_pk=order.id if order else None,
-                text=body,
-                state="queued",
-                outbox_id=outbox.id,
-                created_at=now,
-                media=attachment.as_json() if attachment else None,
-            )
-        )
+        queue_staff_message(horeca_id, member, customer, name, body, attachment, now)
         mark_read_in(horeca_id, customer.id)
         return TopicReply(TopicOutcome.SENT, name, customer.display_name, blocked=blocked)
 
