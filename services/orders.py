@@ -69,12 +69,17 @@ def record_status(
             recorded = orders_pg.record_status(engine, user_id, horeca_id, order_id, status, text)
             if recorded is not None:
                 return recorded
+    return _in_transaction(lambda: _record_status(user_id, horeca_id, order_id, status, text, details))
+
+
+def _in_transaction(record: typing.Callable[[], Recorded]) -> Recorded:
+    """`record()` in a transaction of its own, run again when a racing request inserted the same order or update
+    first (an IntegrityError): the second run reads theirs."""
     for attempt in range(3):
         try:
             with transaction():
-                return _record_status(user_id, horeca_id, order_id, status, text, details)
+                return record()
         except IntegrityError:
-            # Another request created the same order or update at the same moment: read theirs.
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
@@ -87,14 +92,9 @@ def _record_status(
     # Core statements rather than ORM objects: this is the API's hottest write, and the unit of work
     # (identity map, flush, expiry) cost more CPU than the SQL itself.
     conn = db.session.connection()  # the session's transaction, without the ORM layer on each statement
-    customer = conn.execute(_CUSTOMER, {"user_id": user_id}).first()
-    if customer is None or customer.linked_at is None:
-        raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
-    order = conn.execute(_ORDER_FOR_UPDATE, {"horeca_id": horeca_id, "order_id": order_id}).first()
+    customer, order = _customer_and_order(conn, user_id, horeca_id, order_id)
     now = utcnow()
     if order is not None:
-        if order.telegram_user_id != user_id:
-            raise Conflict("this order belongs to another user", "order_user_mismatch")
         order_pk = order.id
         if details is not None:
             _store_details(conn, order_pk, details)
@@ -119,12 +119,23 @@ def _record_status(
     update_id = conn.execute(
         _INSERT_UPDATE,
         {
-            "chat_id": customer.chat_id, "order_pk": order_pk, "status": status, "text": text,
+            "kind": OutboxKind.STATUS, "chat_id": customer.chat_id, "order_pk": order_pk, "status": status, "text": text,
             "dedup_key": status_key(order_pk, status), "state": state, "now": now,
             "last_error": BLOCKED_ERROR if customer.is_blocked else None,
         },
     ).scalar_one()  # fmt: skip
     return Recorded(update_id, order_id, horeca_id, status, state, duplicate=False)
+
+
+def _customer_and_order(conn: typing.Any, user_id: int, horeca_id: str, order_id: str) -> tuple[typing.Any, typing.Any]:
+    """The linked customer (NotFound otherwise) and their order, locked, if it exists (Conflict: another user's)."""
+    customer = conn.execute(_CUSTOMER, {"user_id": user_id}).first()
+    if customer is None or customer.linked_at is None:
+        raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
+    order = conn.execute(_ORDER_FOR_UPDATE, {"horeca_id": horeca_id, "order_id": order_id}).first()
+    if order is not None and order.telegram_user_id != user_id:
+        raise Conflict("this order belongs to another user", "order_user_mismatch")
+    return customer, order
 
 
 # Built once on the tables (not the ORM classes), so executing them skips the ORM's compile and load steps.
@@ -164,7 +175,7 @@ _INSERT_ORDER = (
 _INSERT_UPDATE = (
     insert(_outbox)
     .values(
-        kind=OutboxKind.STATUS,
+        kind=bindparam("kind"),
         bot=BotName.CUSTOMER,
         chat_id=bindparam("chat_id"),
         order_pk=bindparam("order_pk"),
@@ -312,29 +323,16 @@ def record_note(
 ) -> Recorded:
     """Queue a text about the order for the customer, leaving its status as it is; an unknown order is created
     without a status. The same `message_id` again queues nothing (the first one's update_id, `duplicate`)."""
-    for attempt in range(3):
-        try:
-            with transaction():
-                return _record_note(user_id, horeca_id, order_id, text, message_id, details)
-        except IntegrityError:
-            # Another request created the same order or note at the same moment: read theirs.
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return _in_transaction(lambda: _record_note(user_id, horeca_id, order_id, text, message_id, details))
 
 
 def _record_note(
     user_id: int, horeca_id: str, order_id: str, text: str, message_id: str | None, details: Details | None
 ) -> Recorded:
     conn = db.session.connection()
-    customer = conn.execute(_CUSTOMER, {"user_id": user_id}).first()
-    if customer is None or customer.linked_at is None:
-        raise NotFound("this Telegram user has not linked the bot; issue a verification code first", "unknown_user")
-    order = conn.execute(_ORDER_FOR_UPDATE, {"horeca_id": horeca_id, "order_id": order_id}).first()
+    customer, order = _customer_and_order(conn, user_id, horeca_id, order_id)
     now = utcnow()
     if order is not None:
-        if order.telegram_user_id != user_id:
-            raise Conflict("this order belongs to another user", "order_user_mismatch")
         order_pk = order.id
     else:
         # No status yet: not cancellable until one arrives (the card and the cancel both ask the status).
@@ -354,9 +352,10 @@ def _record_note(
             return Recorded(existing.id, order_id, horeca_id, None, existing.state, duplicate=True)
     state = OutboxState.BLOCKED if customer.is_blocked else OutboxState.PENDING
     update_id = conn.execute(
-        _INSERT_NOTE,
+        _INSERT_UPDATE,
         {
-            "chat_id": customer.chat_id, "order_pk": order_pk, "text": text, "dedup_key": key, "state": state,
+            "kind": OutboxKind.ORDER_NOTE, "chat_id": customer.chat_id, "order_pk": order_pk, "status": None, "text": text,
+            "dedup_key": key, "state": state,
             "now": now, "last_error": BLOCKED_ERROR if customer.is_blocked else None,
         },
     ).scalar_one()  # fmt: skip
@@ -366,23 +365,3 @@ def _record_note(
 def _store_details(conn: typing.Any, order_pk: int, details: Details) -> None:
     """Set the details given on the order (inside the caller's transaction)."""
     conn.execute(update(_orders).where(_orders.c.id == order_pk).values(**details.columns()))
-
-
-_INSERT_NOTE = (
-    insert(_outbox)
-    .values(
-        kind=OutboxKind.ORDER_NOTE,
-        bot=BotName.CUSTOMER,
-        chat_id=bindparam("chat_id"),
-        order_pk=bindparam("order_pk"),
-        text=bindparam("text"),
-        dedup_key=bindparam("dedup_key"),
-        state=bindparam("state"),
-        attempts=0,
-        created_at=bindparam("now"),
-        next_attempt_at=bindparam("now"),
-        last_error=bindparam("last_error"),
-        has_button=False,
-    )
-    .returning(_outbox.c.id)
-)
