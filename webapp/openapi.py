@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from webapp import schemas
+from webapp import schemas, staff_schemas
 from webapp.auth import OPERATOR_HINT, operator_token
 from webapp.errors import error_response
 
@@ -89,11 +89,13 @@ def document() -> dict[str, Any]:
             schemas.HealthStatusOut,
         ),
         # The staff bot's endpoints (issue 4), then the admin API (issue 5).
-        *_validated(schemas.StaffCodeIn),
-        *_serialized(schemas.StaffCodeOut, schemas.StaffListOut, schemas.StaffRemovedOut, schemas.DialogOut),
+        *_validated(staff_schemas.StaffCodeIn),
+        *_serialized(
+            staff_schemas.StaffCodeOut, staff_schemas.StaffListOut, staff_schemas.StaffRemovedOut, staff_schemas.DialogOut
+        ),
         *_validated(schemas.RetryIn),
         *_serialized(schemas.OutboxListOut, schemas.WebhookListOut, schemas.RetryOut),
-        *_serialized(schemas.GroupCodeOut),  # the staff group (issue 12)
+        *_serialized(staff_schemas.GroupCodeOut),  # the staff group (issue 12)
         # Cafe profiles (issue 11).
         *_validated(schemas.HorecaProfileIn),
         *_serialized(schemas.HorecaProfileOut),

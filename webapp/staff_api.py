@@ -11,7 +11,7 @@ from models import iso
 from services import conversation, staff, staff_group
 from services.errors import Invalid
 from services.media import MediaRef
-from webapp import schemas
+from webapp import schemas, staff_schemas
 from webapp.api import deep_link, parse
 from webapp.auth import require_token
 
@@ -54,7 +54,7 @@ def _timestamp(value: datetime) -> str:
 def _media_item(item: MediaRef) -> dict[str, Any]:
     data = item.as_dict()
     data["type"] = data.pop("kind")
-    return {k: v for k, v in data.items() if k in schemas.DialogMediaItemOut.model_fields}
+    return {k: v for k, v in data.items() if k in staff_schemas.DialogMediaItemOut.model_fields}
 
 
 def _media_out(m: conversation.StoredMessage) -> dict[str, Any]:
@@ -63,32 +63,34 @@ def _media_out(m: conversation.StoredMessage) -> dict[str, Any]:
     if m.media is None:
         return out
     if m.media.album:
-        media_out = schemas.DialogMediaOut(
-            type="album", items=[schemas.DialogMediaItemOut(**_media_item(i)) for i in m.media.items]
+        media_out = staff_schemas.DialogMediaOut(
+            type="album", items=[staff_schemas.DialogMediaItemOut(**_media_item(i)) for i in m.media.items]
         )
     else:
         fields = _media_item(m.media.items[0])
         fields.pop("caption", None)
-        media_out = schemas.DialogMediaOut(**fields)
+        media_out = staff_schemas.DialogMediaOut(**fields)
     return {**out, "type": m.media.kind, "caption": m.text, "media": media_out}
 
 
-def _conversation_out(found: conversation.Conversation) -> schemas.DialogOut:
-    return schemas.DialogOut(
+def _conversation_out(found: conversation.Conversation) -> staff_schemas.DialogOut:
+    return staff_schemas.DialogOut(
         horeca_id=found.horeca_id,
         user_id=found.user_id,
-        customer=schemas.DialogCustomerOut(
+        customer=staff_schemas.DialogCustomerOut(
             name=found.customer_name, username=found.customer_username, is_bot_blocked=found.customer_blocked
         ),
         unread=found.unread,
         has_more=found.has_more,
         messages=[
-            schemas.DialogMessageOut(
+            staff_schemas.DialogMessageOut(
                 id=m.id,
                 direction=m.direction,
                 text=m.text,
                 created_at=_timestamp(m.created_at),
-                staff=schemas.DialogStaffOut(telegram_user_id=m.staff.telegram_user_id, name=m.staff.name) if m.staff else None,
+                staff=staff_schemas.DialogStaffOut(telegram_user_id=m.staff.telegram_user_id, name=m.staff.name)
+                if m.staff
+                else None,
                 order_id=m.order_id,
                 delivery=m.delivery,
                 **_media_out(m),
@@ -111,11 +113,11 @@ def _user_id(raw: str) -> int:
 @bp.post("/horeca/<horeca_id>/staff-codes")
 def issue_staff_code(horeca_id: str) -> tuple[Response, int]:
     """A one-time code that makes whoever opens the staff bot with it staff of this horeca."""
-    body = parse(schemas.StaffCodeIn)
+    body = parse(staff_schemas.StaffCodeIn)
     issued = staff.issue_code(_horeca(horeca_id), body.horeca_name, ttl_seconds=current_app.config["CODE_TTL_SECONDS"])
     username = staff_bot_username()
     link = deep_link(issued.code, username) if username else None
-    return _json(schemas.StaffCodeOut(code=issued.code, deep_link=link, expires_at=_timestamp(issued.expires_at)), 201)
+    return _json(staff_schemas.StaffCodeOut(code=issued.code, deep_link=link, expires_at=_timestamp(issued.expires_at)), 201)
 
 
 @bp.get("/horeca/<horeca_id>/staff")
@@ -123,10 +125,10 @@ def list_staff(horeca_id: str) -> tuple[Response, int]:
     """The horeca's current staff."""
     members = staff.list_staff(_horeca(horeca_id))
     return _json(
-        schemas.StaffListOut(
+        staff_schemas.StaffListOut(
             horeca_id=horeca_id,
             staff=[
-                schemas.StaffMemberOut(
+                staff_schemas.StaffMemberOut(
                     telegram_user_id=m.telegram_user_id,
                     first_name=m.first_name,
                     last_name=m.last_name,
@@ -145,7 +147,7 @@ def remove_staff(horeca_id: str, telegram_user_id: str) -> tuple[Response, int]:
     """Remove a staff member: no more customer messages, the cabinet refuses them."""
     removed = staff.remove(_horeca(horeca_id), _user_id(telegram_user_id))
     return _json(
-        schemas.StaffRemovedOut(
+        staff_schemas.StaffRemovedOut(
             horeca_id=removed.horeca_id,
             telegram_user_id=removed.telegram_user_id,
             removed_at=_timestamp(removed.removed_at),
@@ -166,12 +168,12 @@ def get_dialog(horeca_id: str, telegram_user_id: str) -> tuple[Response, int]:
 @bp.post("/horeca/<horeca_id>/group-codes")
 def issue_group_code(horeca_id: str) -> tuple[Response, int]:
     """A one-time code that links the Telegram group it is sent in as this horeca's staff group."""
-    body = parse(schemas.StaffCodeIn)
+    body = parse(staff_schemas.StaffCodeIn)
     ttl = current_app.config["CODE_TTL_SECONDS"]
     issued = staff_group.issue_code(_horeca(horeca_id), body.horeca_name, ttl_seconds=ttl)
     username = staff_bot_username()
     link = f"https://t.me/{username}?startgroup={issued.code}&admin=manage_topics" if username else None
-    out = schemas.GroupCodeOut(
+    out = staff_schemas.GroupCodeOut(
         code=issued.code, command=f"/link {issued.code}", deep_link=link, expires_at=_timestamp(issued.expires_at)
     )
     return _json(out, 201)
